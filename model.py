@@ -1,0 +1,62 @@
+"""The network: three 5x5/stride-2 conv layers, two fully-connected layers and linear logits.
+
+Layers are numbered 1-6 here, once, for logs, flags and docs. Nothing here knows about data or logging.
+"""
+import keras
+
+import ops
+
+# Layer k (1-based) is LAYERS[k - 1]; its TensorBoard tag is `layer_tag(k)`, e.g. "3_conv3".
+LAYERS = ("conv1", "conv2", "conv3", "fc4", "fc5", "logits")
+
+
+def layer_tag(k):
+    return f"{k}_{LAYERS[k - 1]}"
+
+
+def conv_filters(dataset):
+    """MNIST is small enough for half the width the colour data sets get."""
+    return (32, 64, 128) if dataset == "mnist" else (64, 128, 256)
+
+
+def build_model(image_shape, num_classes, filters, activation, norm, init, dropout_kind,
+                dropout_rate):
+    """A functional Keras model whose six numbered layers are named by LAYERS.
+
+    `norm`, `init` and `dropout_kind` are concrete values (see ops.resolve). Each hidden layer is
+    linear -> [batch norm] -> activation; dropout follows the two fully-connected layers only,
+    and the logits get no activation (softmax lives in the loss). Weights and dropout masks
+    draw from Keras' global seed (keras.utils.set_random_seed), so a seed fixes the whole run.
+    """
+    use_bn = norm == "batch"
+
+    def hidden(x, linear, name):
+        x = linear(x)
+        if use_bn:
+            x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+        return ops.activation_layer(activation, layer_name=name)(x)
+
+    inputs = keras.Input(shape=image_shape, name="image")
+    x = inputs
+    for name, width in zip(LAYERS[:3], filters):
+        conv = keras.layers.Conv2D(width, 5, strides=2, padding="same", use_bias=not use_bn,
+                                   kernel_initializer=ops.initializer(init),
+                                   name=f"{name}_conv")
+        x = hidden(x, conv, name)
+    x = keras.layers.Flatten(name="flatten")(x)
+    for name, width in zip(LAYERS[3:5], (16 * num_classes, 4 * num_classes)):
+        dense = keras.layers.Dense(width, use_bias=not use_bn,
+                                   kernel_initializer=ops.initializer(init),
+                                   name=f"{name}_dense")
+        x = hidden(x, dense, name)
+        if dropout_rate > 0:
+            x = ops.dropout(dropout_kind, dropout_rate, name=f"{name}_dropout")(x)
+    logits = keras.layers.Dense(num_classes, kernel_initializer=ops.initializer(init),
+                                dtype="float32", name=LAYERS[5])(x)
+    return keras.Model(inputs, logits, name="avh_cnn")
+
+
+def probe_model(model):
+    """A model sharing `model`'s weights that returns the outputs of layers 1-6, in order."""
+    return keras.Model(model.inputs, [model.get_layer(name).output for name in LAYERS],
+                       name="avh_probe")

@@ -1,0 +1,187 @@
+"""What a run writes to TensorBoard about its activations: tag names, the per-layer summaries
+on the probe batch, and the tfplot figures (drawn off the training thread).
+
+Tag names are defined here once; train.py, scripts/ and tests import them.
+"""
+import math
+import os
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import keras
+import numpy as np
+import tensorflow as tf
+import tfplot
+from mpl_toolkits.axes_grid1 import make_axes_locatable
+
+from model import layer_tag
+
+# TensorBoard tags (a contract: the report script and the tests read these).
+HISTOGRAM_TAG = "activations/{layer}"                 # e.g. activations/3_conv3
+STAT_TAG = "activation_stats/{layer}/{stat}"          # stat in STATS
+STATS = ("mean", "std", "nonpositive_fraction")
+PLOT_TAG = "activation_plots/{layer}/{kind}"          # kind in PLOT_KINDS
+PLOT_KINDS = ("map", "histogram")
+TRAIN_TAG = "train/{metric}"                          # metric: loss, accuracy
+TEST_TAG = "test/{metric}"
+
+FIGURE_INCHES = 4.0
+FIGURE_DPI = 80
+
+
+class ActivationLogger(keras.callbacks.Callback):
+    """Every `every` steps, runs the probe batch through the network in inference mode and logs,
+    for each of the six layers, a histogram and its mean/std/non-positive fraction; then hands
+    the `plot_layers` outputs to `figures` to draw.
+
+    The same probe images in every run of a data set make runs comparable step for step.
+    """
+
+    def __init__(self, probe, probe_images, writer, every, plot_layers, figures):
+        super().__init__()
+        self.probe, self.probe_images, self.writer = probe, probe_images, writer
+        self.every, self.plot_layers, self.figures = every, tuple(plot_layers), figures
+        self.last_step = None
+        self._summarise = tf.function(self._summarise_probe)
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(self.model.optimizer.iterations)
+        if step % self.every == 0:
+            self.log(step)
+
+    def log(self, step, wait_for_figures=False):
+        """Log the probe summaries for `step` (once per step, whoever asks)."""
+        if step == self.last_step:
+            return
+        self.last_step = step
+        with self.writer.as_default():
+            plot_outputs = self._summarise(self.probe_images, tf.constant(step, tf.int64))
+        if self.figures is not None and self.plot_layers:
+            layers = {k: out.numpy() for k, out in zip(self.plot_layers, plot_outputs)}
+            self.figures.submit(step, layers, wait=wait_for_figures)
+
+    def _summarise_probe(self, images, step):
+        outputs = self.probe(images, training=False)
+        for k, out in enumerate(outputs, start=1):
+            out = tf.cast(out, tf.float32)  # mixed precision computes in 16 bit; logs stay float32
+            layer = layer_tag(k)
+            tf.summary.histogram(HISTOGRAM_TAG.format(layer=layer), out, step=step)
+            values = {
+                "mean": tf.reduce_mean(out),
+                "std": tf.math.reduce_std(out),
+                "nonpositive_fraction": tf.reduce_mean(tf.cast(out <= 0, tf.float32)),
+            }
+            for stat in STATS:
+                tf.summary.scalar(STAT_TAG.format(layer=layer, stat=stat), values[stat], step=step)
+        return [tf.cast(outputs[k - 1], tf.float32) for k in self.plot_layers]
+
+
+class FigureRenderer:
+    """Draws the activation figures on one low-priority background thread and logs them with
+    tf.summary.image, so that matplotlib never holds up a training step.
+
+    If the previous figures are still being drawn when new ones arrive, the new ones are
+    skipped (counted in `skipped`) rather than queued: training never waits for a figure.
+    """
+
+    def __init__(self, writer):
+        self.writer = writer
+        self.skipped = 0
+        self.failed = None
+        self._pending = None
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="avh-figures",
+                                        initializer=_lower_thread_priority)
+
+    def submit(self, step, layers, wait=False):
+        """Queue the figures of `layers` ({layer number: activations of the probe batch})."""
+        if self._pending is not None and not self._pending.done():
+            if not wait:
+                self.skipped += 1
+                return
+            self._pending.result()
+        self._pending = self._pool.submit(self._draw_and_log, step, layers)
+
+    def close(self):
+        """Wait for the figures in flight; report a drawing failure once instead of crashing."""
+        self._pool.shutdown(wait=True)
+        if self.failed:
+            print(f"warning: activation figures could not be drawn ({self.failed})", file=sys.stderr)
+
+    def _draw_and_log(self, step, layers):
+        try:
+            with self.writer.as_default():
+                for k, outputs in layers.items():
+                    layer = layer_tag(k)
+                    figures = {"map": activation_map_figure(outputs[0], layer),
+                               "histogram": histogram_figure(outputs, layer)}
+                    for kind in PLOT_KINDS:
+                        tf.summary.image(PLOT_TAG.format(layer=layer, kind=kind),
+                                         figures[kind][np.newaxis], step=step)
+        except Exception as err:  # a figure is never worth a lost training run
+            self.failed = f"{type(err).__name__}: {err}"
+
+
+def _lower_thread_priority():
+    """On Linux `setpriority` on a thread id renices that thread only: figures use idle CPU."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):
+        pass
+
+
+def tile(activations):
+    """Lay one example's activations out as a 2-D grid: an (H, W, C) map becomes a near-square
+    mosaic of its C channel maps, one NaN pixel between them (4x4x256 -> 16x16 tiles); a vector
+    of U units becomes a near-square grid of U cells."""
+    a = np.asarray(activations, dtype=np.float32)
+    if a.ndim == 1:
+        a = a.reshape(1, 1, -1)
+    h, w, c = a.shape
+    rows = _grid_rows(c)
+    cols = c // rows
+    gap = 1 if h * w > 1 else 0
+    padded = np.full((h + gap, w + gap, c), np.nan, dtype=np.float32)
+    padded[:h, :w] = a
+    grid = padded.reshape(h + gap, w + gap, rows, cols).transpose(2, 0, 3, 1)
+    grid = grid.reshape(rows * (h + gap), cols * (w + gap))
+    return grid[:grid.shape[0] - gap, :grid.shape[1] - gap]
+
+
+def _grid_rows(n):
+    """The largest divisor of n that is at most sqrt(n), so the grid is as square as n allows."""
+    return max(d for d in range(1, math.isqrt(n) + 1) if n % d == 0)
+
+
+def activation_map_figure(activations, layer):
+    """RGBA image of one probe example's activations at `layer`, tiled, with a colour bar."""
+    grid = tile(activations)
+    fig, ax = tfplot.subplots(figsize=(FIGURE_INCHES, FIGURE_INCHES), dpi=FIGURE_DPI)
+    image = ax.imshow(grid, cmap="viridis", interpolation="nearest")
+    colour_axes = make_axes_locatable(ax).append_axes("right", size="4%", pad=0.05)
+    fig.colorbar(image, cax=colour_axes)
+    shape = "x".join(str(n) for n in np.shape(activations))
+    ax.set_title(f"{layer} ({shape}), probe image 0", fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    fig.tight_layout()
+    return tfplot.figure.to_array(fig)
+
+
+def histogram_figure(outputs, layer, bins=80):
+    """RGBA image of the distribution of `layer`'s values over the probe batch, with its mean and
+    std, and the standard normal density that SELU drives activations towards."""
+    values = np.asarray(outputs, dtype=np.float32).ravel()
+    mean, std = float(values.mean()), float(values.std())
+    lo, hi = np.percentile(values, [0.1, 99.9])
+    lo, hi = min(float(lo), -4.0), max(float(hi), 4.0)
+    density, edges = np.histogram(values, bins=bins, range=(lo, hi), density=True)
+    fig, ax = tfplot.subplots(figsize=(FIGURE_INCHES, FIGURE_INCHES), dpi=FIGURE_DPI)
+    ax.stairs(density, edges, fill=True, alpha=0.6, label="activations")
+    x = np.linspace(lo, hi, 200)
+    ax.plot(x, np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi), "k--", lw=1, label="N(0, 1)")
+    ax.set_title(f"{layer}: mean {mean:+.3f}, std {std:.3f}", fontsize=9)
+    ax.set_xlim(lo, hi)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return tfplot.figure.to_array(fig)
