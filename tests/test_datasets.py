@@ -1,0 +1,491 @@
+"""datasets.load on small files in each official layout, on each way a load must fail, and on real data.
+
+No test touches the network: downloads go through a fake keras.utils.get_file.
+"""
+
+import dataclasses
+import gzip
+import hashlib
+import io
+import pickle
+import shutil
+import socket
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io
+
+import datasets
+from conftest import SHARED_DATA
+from fixtures import (CIFAR10_CLASS_NAMES, cifar10_batch, idx_bytes, write_cifar10, write_mnist,
+                      write_mnist_npz, write_svhn, write_tar)
+
+MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a test tried to use the network")
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+
+
+def snapshot(folder: Path) -> dict:
+    """Every path under `folder` with its bytes and modification time (None for folders)."""
+    folder = Path(folder)
+    return {path.relative_to(folder): (path.read_bytes(), path.stat().st_mtime_ns) if path.is_file() else None
+            for path in sorted(folder.rglob("*"))}
+
+
+def assert_load_fails(name, data_dir, *expected) -> str:
+    """Loading must raise a one-line DataError that contains each `expected` text, and change nothing."""
+    before = snapshot(data_dir)
+    with pytest.raises(datasets.DataError) as caught:
+        datasets.load(name, data_dir)
+    message = str(caught.value)
+    assert "\n" not in message
+    for text in expected:
+        assert text in message, message
+    assert snapshot(data_dir) == before
+    return message
+
+
+# Loading each official layout
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_mnist_idx_files_load_as_uint8_nhwc(tmp_path, gz):
+    folder = write_mnist(tmp_path, n_train=30, n_test=12, gz=gz)
+    data = datasets.load("mnist", folder)
+
+    assert data.x_train.shape == (30, 28, 28, 1) and data.x_test.shape == (12, 28, 28, 1)
+    assert data.x_train.dtype == np.uint8 and data.y_train.dtype == np.int32
+    assert set(data.y_train) == set(range(10))
+    assert (data.image_shape, data.num_classes, data.class_names) == ((28, 28, 1), 10, tuple("0123456789"))
+    idx_file = (folder / "t10k-images-idx3-ubyte.gz").read_bytes() if gz else (
+        folder / "t10k-images-idx3-ubyte").read_bytes()
+    assert data.x_test.tobytes() == (gzip.decompress(idx_file) if gz else idx_file)[16:]
+
+
+def test_mnist_npz_loads_like_the_idx_files(tmp_path):
+    idx = datasets.load("mnist", write_mnist(tmp_path / "idx"))
+    npz = datasets.load("mnist", write_mnist_npz(tmp_path / "npz"))
+
+    for field in ("x_train", "y_train", "x_test", "y_test"):
+        np.testing.assert_array_equal(getattr(npz, field), getattr(idx, field))
+        assert getattr(npz, field).dtype == getattr(idx, field).dtype
+
+
+@pytest.mark.parametrize("as_tar", [True, False])
+def test_cifar10_batches_load_transposed_to_nhwc(tmp_path, as_tar):
+    folder = write_cifar10(tmp_path, n_per_batch=12, n_test=10, as_tar=as_tar)
+    data = datasets.load("cifar10", folder)
+
+    assert data.x_train.shape == (60, 32, 32, 3) and data.x_test.shape == (10, 32, 32, 3)
+    assert data.x_train.flags.c_contiguous and data.x_test.flags.c_contiguous
+    assert data.class_names == CIFAR10_CLASS_NAMES and set(data.y_train) == set(range(10))
+    for batch_name, images, labels in (("data_batch_2", data.x_train[12:24], data.y_train[12:24]),
+                                       ("test_batch", data.x_test, data.y_test)):
+        batch = pickle.loads(read_fixture_member(folder, batch_name), encoding="bytes")  # our own fixture
+        np.testing.assert_array_equal(images, batch[b"data"].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+        np.testing.assert_array_equal(labels, batch[b"labels"])
+
+
+def read_fixture_member(folder: Path, name: str) -> bytes:
+    archive = folder / "cifar-10-python.tar.gz"
+    if not archive.exists():
+        return (folder / "cifar-10-batches-py" / name).read_bytes()
+    with tarfile.open(archive) as tar:
+        return tar.extractfile(f"cifar-10-batches-py/{name}").read()
+
+
+def test_cifar10_batches_pickled_by_python3_also_load(tmp_path):
+    folder = write_cifar10(tmp_path, as_tar=False)
+    rows, labels = np.full((3, 3072), 7, np.uint8), [4, 5, 6]
+    batch = {b"batch_label": b"re-pickled", b"labels": labels, b"data": rows, b"filenames": [b"a", b"b", b"c"]}
+    (folder / "cifar-10-batches-py" / "test_batch").write_bytes(pickle.dumps(batch, protocol=2))
+    data = datasets.load("cifar10", folder)
+    assert data.y_test.tolist() == labels and (data.x_test == 7).all()
+
+
+def test_cifar10_archive_is_read_without_extracting_anything(tmp_path):
+    folder = write_cifar10(tmp_path / "data")
+    before = snapshot(tmp_path)
+    datasets.load("cifar10", folder)
+    assert snapshot(tmp_path) == before
+
+
+def test_cifar10_extracted_folder_itself_can_be_the_data_dir(tmp_path):
+    folder = write_cifar10(tmp_path, n_per_batch=3, n_test=2, as_tar=False)
+    assert len(datasets.load("cifar10", folder / "cifar-10-batches-py").x_train) == 15
+
+
+def test_svhn_mat_files_load_with_label_10_as_digit_0(tmp_path):
+    folder = write_svhn(tmp_path, n_train=25, n_test=10)
+    data = datasets.load("svhn", folder)
+
+    mat = scipy.io.loadmat(folder / "train_32x32.mat")
+    np.testing.assert_array_equal(data.x_train, mat["X"].transpose(3, 0, 1, 2))
+    np.testing.assert_array_equal(data.y_train, mat["y"][:, 0] % 10)
+    assert 10 in mat["y"] and set(data.y_train) == set(range(10))
+    assert data.x_test.shape == (10, 32, 32, 3) and data.x_train.flags.c_contiguous
+    assert (data.image_shape, data.class_names) == ((32, 32, 3), tuple("0123456789"))
+
+
+@pytest.mark.parametrize("name, write, n_train", [
+    ("mnist", lambda folder: write_mnist(folder, n_train=1, n_test=3), 1),
+    ("cifar10", lambda folder: write_cifar10(folder, n_per_batch=1, n_test=3), 5),
+    ("svhn", lambda folder: write_svhn(folder, n_train=1, n_test=3), 1),
+])
+def test_any_number_of_examples_per_file_loads(tmp_path, name, write, n_train):
+    data = datasets.load(name, write(tmp_path))
+    assert (len(data.x_train), len(data.y_train)) == (n_train, n_train)
+    assert (len(data.x_test), len(data.y_test)) == (3, 3)
+
+
+def test_loaded_arrays_are_read_only(tmp_path):
+    data = datasets.load("mnist", write_mnist(tmp_path))
+    with pytest.raises(ValueError, match="read-only"):
+        data.x_train[0] = 0
+
+
+# Real data in ../shared/data
+
+@pytest.mark.skipif(not (SHARED_DATA / "mnist").exists(), reason="no shared MNIST files")
+def test_full_mnist_loads_with_the_known_class_counts():
+    data = datasets.load("mnist", SHARED_DATA / "mnist")
+
+    assert data.x_train.shape == (60000, 28, 28, 1) and data.x_test.shape == (10000, 28, 28, 1)
+    assert np.bincount(data.y_train).tolist() == MNIST_TRAIN_COUNTS
+    assert np.bincount(data.y_test).tolist() == MNIST_TEST_COUNTS
+    # The official MD5 of the uncompressed t10k-images-idx3-ubyte: the pixels are exactly the published ones.
+    assert hashlib.md5(idx_bytes(data.x_test[..., 0])).hexdigest() == "2646ac647ad5339dbf082846283269ea"
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "cifar10-subset").exists(), reason="no shared CIFAR-10 subset")
+def test_cifar10_subset_loads_4000_and_1000_and_the_first_test_image_is_a_cat():
+    data = datasets.load("cifar10", SHARED_DATA / "cifar10-subset")
+
+    assert data.x_train.shape == (4000, 32, 32, 3) and data.x_test.shape == (1000, 32, 32, 3)
+    assert data.class_names == CIFAR10_CLASS_NAMES
+    assert data.class_names[data.y_test[0]] == "cat"
+
+
+# Failures: one line naming the file, nothing changed
+
+def test_unknown_data_set_is_a_data_error(tmp_path):
+    with pytest.raises(datasets.DataError, match="unknown data set 'imagenet'; choose one of mnist, svhn,"):
+        datasets.load("imagenet", tmp_path)
+
+
+@pytest.mark.parametrize("name", datasets.NAMES)
+def test_missing_data_folder_is_named(tmp_path, name):
+    assert_load_fails(name, tmp_path / "nowhere", "nowhere: no such folder", "--data-dir")
+
+
+@pytest.mark.parametrize("name, expected_file", [
+    ("mnist", "train-images-idx3-ubyte"), ("cifar10", "cifar-10-python.tar.gz"), ("svhn", "train_32x32.mat")])
+def test_empty_folder_says_which_files_to_put_there(tmp_path, name, expected_file):
+    assert_load_fails(name, tmp_path, str(tmp_path), expected_file, "--data-dir")
+
+
+def test_mnist_missing_file_is_named(tmp_path):
+    folder = write_mnist(tmp_path)
+    (folder / "t10k-labels-idx1-ubyte.gz").unlink()
+    message = assert_load_fails("mnist", folder, "t10k-labels-idx1-ubyte", "--data-dir")
+    assert "train-images" not in message.split(";")[0]
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_mnist_truncated_file_is_named(tmp_path, gz):
+    folder = write_mnist(tmp_path, gz=gz)
+    path = folder / ("train-images-idx3-ubyte.gz" if gz else "train-images-idx3-ubyte")
+    path.write_bytes(path.read_bytes()[:-300])
+    assert_load_fails("mnist", folder, str(path))
+
+
+def test_mnist_header_promising_more_images_than_the_file_holds_is_caught(tmp_path):
+    folder = write_mnist(tmp_path, gz=False)
+    path = folder / "t10k-images-idx3-ubyte"
+    raw = bytearray(path.read_bytes())
+    raw[4:8] = (21).to_bytes(4, "big")  # header says 21 images, the file holds 20
+    path.write_bytes(raw)
+    assert_load_fails("mnist", folder, str(path), "truncated or damaged")
+
+
+def test_mnist_corrupted_gzip_is_named(tmp_path):
+    folder = write_mnist(tmp_path)
+    path = folder / "train-images-idx3-ubyte.gz"
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2: len(raw) // 2 + 8] = b"\xff" * 8
+    path.write_bytes(raw)
+    assert_load_fails("mnist", folder, str(path), "cannot be read")
+
+
+def test_mnist_labels_in_place_of_images_fail_the_magic_number_check(tmp_path):
+    folder = write_mnist(tmp_path)
+    shutil.copy(folder / "train-labels-idx1-ubyte.gz", folder / "train-images-idx3-ubyte.gz")
+    assert_load_fails("mnist", folder, "train-images-idx3-ubyte.gz: not an MNIST image file", "0x00000801")
+
+
+def test_mnist_image_and_label_counts_must_match(tmp_path):
+    folder = write_mnist(tmp_path, n_train=30)
+    labels = np.arange(29, dtype=np.uint8) % 10
+    (folder / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(labels)))
+    assert_load_fails("mnist", folder, "train-labels-idx1-ubyte.gz: holds 29 labels", "30 images")
+
+
+def test_mnist_label_outside_0_to_9_is_refused(tmp_path):
+    folder = write_mnist(tmp_path, n_test=20)
+    labels = np.arange(20, dtype=np.uint8)  # 10..19 are not digits
+    (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(labels)))
+    assert_load_fails("mnist", folder, "t10k-labels-idx1-ubyte.gz", "label 10 is outside 0..9")
+
+
+def test_mnist_damaged_npz_is_named(tmp_path):
+    (tmp_path / "mnist.npz").write_bytes(b"PK\x03\x04 not really a zip file")
+    assert_load_fails("mnist", tmp_path, "mnist.npz: cannot be read")
+
+
+def archive_extracted_folder(folder: Path):
+    """Replace folder/cifar-10-batches-py/ by a cifar-10-python.tar.gz holding the same files."""
+    batches = folder / "cifar-10-batches-py"
+    write_tar(folder / "cifar-10-python.tar.gz",
+              {f"{batches.name}/{path.name}": path.read_bytes() for path in sorted(batches.iterdir())})
+    shutil.rmtree(batches)
+
+
+class RunsCode:
+    """Unpickling this carelessly runs exec(), which writes `marker`."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return exec, (f"open({str(self.marker)!r}, 'w').write('code ran')",)
+
+
+@pytest.mark.parametrize("as_tar", [True, False])
+def test_tampered_pickle_runs_no_code(tmp_path, as_tar):
+    marker = tmp_path / "code_ran"
+    payload = pickle.dumps({b"data": RunsCode(marker), b"labels": []}, protocol=2)
+    pickle.loads(payload)  # proves the payload is live: a careless load does run it
+    assert marker.exists()
+    marker.unlink()
+
+    folder = write_cifar10(tmp_path / "data", as_tar=False)
+    (folder / "cifar-10-batches-py" / "data_batch_3").write_bytes(payload)
+    if as_tar:
+        archive_extracted_folder(folder)
+    assert_load_fails("cifar10", folder, "data_batch_3", ".exec, which no CIFAR-10 batch contains")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("member, link_to", [
+    ("../escaped.txt", None),
+    ("cifar-10-batches-py/../../escaped.txt", None),
+    ("{tmp_path}/escaped.txt", None),
+    ("cifar-10-batches-py/escaped.txt", "../../escaped.txt"),
+], ids=["parent", "parent-inside-path", "absolute", "symlink"])
+def test_archive_member_that_would_land_outside_the_folder_is_refused(tmp_path, member, link_to):
+    batches = write_cifar10(tmp_path / "official", n_per_batch=2, as_tar=False) / "cifar-10-batches-py"
+    folder = tmp_path / "data"
+    folder.mkdir()
+    archive = folder / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(batches, arcname=batches.name)
+        evil = tarfile.TarInfo(member.format(tmp_path=tmp_path))  # last, after every batch was read
+        if link_to:
+            evil.type, evil.linkname = tarfile.SYMTYPE, link_to
+            tar.addfile(evil)
+        else:
+            evil.size = len(b"escaped")
+            tar.addfile(evil, io.BytesIO(b"escaped"))
+
+    before = snapshot(tmp_path)
+    assert_load_fails("cifar10", folder, str(archive), "would land outside the extraction folder")
+    assert snapshot(tmp_path) == before
+    assert not (tmp_path / "escaped.txt").exists()
+
+
+def test_cifar10_truncated_archive_is_named(tmp_path):
+    folder = write_cifar10(tmp_path)
+    archive = folder / "cifar-10-python.tar.gz"
+    archive.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+    assert_load_fails("cifar10", folder, str(archive))
+
+
+@pytest.mark.parametrize("as_tar", [True, False])
+def test_cifar10_missing_batch_is_named(tmp_path, as_tar):
+    folder = write_cifar10(tmp_path, as_tar=False)
+    (folder / "cifar-10-batches-py" / "data_batch_4").unlink()
+    if as_tar:
+        archive_extracted_folder(folder)
+    assert_load_fails("cifar10", folder, "data_batch_4")
+
+
+@pytest.mark.parametrize("batch, expected", [
+    (cifar10_batch(np.zeros((4, 1024), np.uint8), [0, 1, 2, 3], "grey"), "data is uint8 (4, 1024)"),
+    (cifar10_batch(np.zeros((4, 3072), np.uint8), [0, 1, 2, 10], "bad label"), "label 10 is outside 0..9"),
+    (cifar10_batch(np.zeros((4, 3072), np.uint8), [0, 1, 2], "short"), "4 images but 3 labels"),
+    (pickle.dumps([1, 2, 3], protocol=2), "not a CIFAR-10 batch"),
+    (b"\x80\x02}q\x00(", "cannot be read"),  # a pickle cut short
+])
+def test_cifar10_batch_with_the_wrong_layout_is_refused(tmp_path, batch, expected):
+    folder = write_cifar10(tmp_path, as_tar=False)
+    (folder / "cifar-10-batches-py" / "test_batch").write_bytes(batch)
+    assert_load_fails("cifar10", folder, "test_batch", expected)
+
+
+def test_cifar10_meta_without_10_class_names_is_refused(tmp_path):
+    folder = write_cifar10(tmp_path, as_tar=False)
+    meta = pickle.dumps({b"label_names": [b"cat", b"dog"]}, protocol=2)
+    (folder / "cifar-10-batches-py" / "batches.meta").write_bytes(meta)
+    assert_load_fails("cifar10", folder, "batches.meta", "label_names is not a list of 10 names")
+
+
+def test_svhn_missing_test_file_says_what_to_put_where(tmp_path):
+    folder = write_svhn(tmp_path)
+    (folder / "test_32x32.mat").unlink()
+    assert_load_fails("svhn", folder, "test_32x32.mat: missing", "put train_32x32.mat and test_32x32.mat",
+                      "--data-dir")
+
+
+@pytest.mark.parametrize("cut", [0.5, 0.01])
+def test_svhn_truncated_mat_is_named(tmp_path, cut):
+    folder = write_svhn(tmp_path)
+    path = folder / "train_32x32.mat"
+    path.write_bytes(path.read_bytes()[: int(path.stat().st_size * cut)])
+    assert_load_fails("svhn", folder, str(path), "cannot be read")
+
+
+GREY = np.zeros((32, 32, 1, 5), np.uint8)
+COLOUR = np.zeros((32, 32, 3, 5), np.uint8)
+
+
+@pytest.mark.parametrize("contents, expected", [
+    ({"X": GREY, "y": np.ones((5, 1), np.uint8)}, "X is uint8 (32, 32, 1, 5)"),
+    ({"X": COLOUR, "y": np.ones((4, 1), np.uint8)}, "5 images but 4 labels"),
+    ({"X": COLOUR, "y": np.arange(5, dtype=np.uint8).reshape(5, 1)}, "label 0 is outside 1..10"),
+    ({"X": COLOUR}, "y is missing"),
+])
+def test_svhn_mat_with_the_wrong_shapes_is_refused(tmp_path, contents, expected):
+    folder = write_svhn(tmp_path)
+    scipy.io.savemat(folder / "test_32x32.mat", contents)
+    assert_load_fails("svhn", folder, "test_32x32.mat", expected)
+
+
+# Downloads (no data_dir), with keras.utils.get_file replaced
+
+@pytest.fixture
+def keras_cache(tmp_path, monkeypatch):
+    """An empty Keras home; returns its datasets/ folder, where get_file caches downloads."""
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    return tmp_path / "keras" / "datasets"
+
+
+@pytest.fixture
+def get_file(monkeypatch):
+    """Replace keras.utils.get_file by the function given to the returned setter."""
+    keras_utils = pytest.importorskip("keras.utils")
+    return lambda fake: monkeypatch.setattr(keras_utils, "get_file", fake)
+
+
+OFFICIAL_DOWNLOADS = {
+    "mnist": [("mnist.npz", "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz",
+               "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1")],
+    "cifar10": [("cifar-10-python.tar.gz", "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+                 "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce")],
+    "svhn": [("train_32x32.mat", "http://ufldl.stanford.edu/housenumbers/train_32x32.mat",
+              "e26dedcc434d2e4c54c9b2d4a06d8373"),
+             ("test_32x32.mat", "http://ufldl.stanford.edu/housenumbers/test_32x32.mat",
+              "eb5a983be6a315427106f1b69d2e5bb3")],
+}
+
+
+def write_official_files(name: str, folder: Path) -> Path:
+    """Fixture files under the names the official downloads have (MNIST's download is Keras' mnist.npz)."""
+    writers = {"mnist": write_mnist_npz, "cifar10": write_cifar10, "svhn": write_svhn}
+    return writers[name](folder)
+
+
+@pytest.mark.parametrize("name", datasets.NAMES)
+def test_data_dir_never_downloads(tmp_path, keras_cache, get_file, name):
+    get_file(lambda *args, **kwargs: pytest.fail("downloaded although a data folder was given"))
+    data = datasets.load(name, write_official_files(name, tmp_path / "data"))
+    assert data.name == name
+    assert not keras_cache.exists()
+
+
+@pytest.mark.parametrize("name", datasets.NAMES)
+def test_no_network_and_no_cache_says_to_use_data_dir(keras_cache, get_file, name):
+    def offline(fname, origin, **kwargs):  # what get_file raises when the host cannot be resolved
+        raise Exception(f"URL fetch failure on {origin}: None -- "
+                        "[Errno -3] Temporary failure in name resolution")
+    get_file(offline)
+
+    with pytest.raises(datasets.DataError) as caught:
+        datasets.load(name)
+    message = str(caught.value)
+    first_file, url, _ = OFFICIAL_DOWNLOADS[name][0]
+    assert "\n" not in message
+    assert f"cannot download {url}" in message and "Temporary failure" in message
+    assert f"no cached copy at {keras_cache / first_file}" in message and "--data-dir" in message
+    assert not keras_cache.exists() or not any(keras_cache.iterdir())
+
+
+@pytest.mark.parametrize("name", datasets.NAMES)
+def test_first_use_downloads_the_official_files_into_the_keras_cache(tmp_path, keras_cache, get_file, name):
+    source = write_official_files(name, tmp_path / "server")
+    calls = []
+
+    def download(fname, origin, file_hash, cache_dir):
+        calls.append((fname, origin, file_hash))
+        target = Path(cache_dir) / "datasets" / fname
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(source / fname, target)
+        return str(target)
+    get_file(download)
+
+    data = datasets.load(name)
+    assert calls == OFFICIAL_DOWNLOADS[name]
+    assert data.name == name and len(data.x_train) > 0
+    assert sorted(path.name for path in keras_cache.iterdir()) == sorted(fname for fname, _, _ in calls)
+
+
+def test_cached_copy_with_the_right_checksum_is_used_without_downloading(keras_cache, get_file, monkeypatch):
+    write_official_files("mnist", keras_cache)
+    npz = keras_cache / "mnist.npz"
+    sha256 = hashlib.sha256(npz.read_bytes()).hexdigest()
+    monkeypatch.setattr(datasets.mnist, "DOWNLOAD",
+                        dataclasses.replace(datasets.mnist.DOWNLOAD, file_hash=sha256))
+    get_file(lambda *args, **kwargs: pytest.fail("downloaded although the cache holds the file"))
+
+    assert len(datasets.load("mnist").x_train) == 60
+
+
+def test_corrupt_cached_copy_is_reported_and_left_alone(keras_cache, get_file):
+    keras_cache.mkdir(parents=True)
+    cached = keras_cache / "cifar-10-python.tar.gz"
+    cached.write_bytes(b"half a download")
+    before = snapshot(keras_cache)
+    get_file(lambda *args, **kwargs: pytest.fail("a bad cached copy must not be replaced"))
+
+    with pytest.raises(datasets.DataError, match="not match the published checksum.*delete it.*--data-dir"):
+        datasets.load("cifar10")
+    assert snapshot(keras_cache) == before
+
+
+def test_download_failing_its_checksum_leaves_nothing_in_the_cache(keras_cache, get_file):
+    def tampered_download(fname, origin, file_hash, cache_dir):
+        target = Path(cache_dir) / "datasets" / fname
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(b"not the official file")
+        raise ValueError("Incomplete or corrupted file detected. The md5 file hash does not match ...")
+    get_file(tampered_download)
+
+    with pytest.raises(datasets.DataError, match="train_32x32.mat.*Incomplete or corrupted file"):
+        datasets.load("svhn")
+    assert list(keras_cache.iterdir()) == []
