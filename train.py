@@ -235,27 +235,6 @@ class Diverged(Exception):
     pass
 
 
-class StopRequests:
-    """SIGINT/SIGTERM during training ask for a clean stop after the current step (a second
-    Ctrl-C stops at once)."""
-
-    def __init__(self):
-        self.signum = None
-
-    def install(self):
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, self._handle)
-
-    def _handle(self, signum, frame):
-        if self.signum is not None:
-            raise KeyboardInterrupt
-        self.signum = signum
-
-    def check(self):
-        if self.signum is not None:
-            raise Interrupted(self.signum)
-
-
 def main(argv=None):
     try:
         cfg, resume_dir = parse_args(argv)
@@ -321,22 +300,25 @@ def train(cfg, resume_dir=None):
                       metrics=["accuracy"], jit_compile=True if cfg.jit else "auto")
         run_dir = create_run_dir(cfg)
         start_step = 0
+        write_json(run_dir / "config.json", {
+            **dataclasses.asdict(cfg),
+            "resolved": {"norm": norm, "init": init, "dropout_kind": dropout_kind,
+                         "dtype_policy": keras.config.dtype_policy().name},
+            "data": {"train_examples": n_train, "test_examples": len(data.x_test),
+                     "image_shape": list(data.image_shape), "class_names": list(data.class_names),
+                     "channel_mean": mean.tolist(), "channel_std": std.tolist()},
+            "steps_per_epoch": steps_per_epoch, "total_steps": total_steps,
+            "versions": {"python": sys.version.split()[0], "tensorflow": tf.__version__,
+                         "keras": keras.__version__, "tfplot": tfplot.__version__,
+                         "numpy": np.__version__},
+        })
     else:
         run_dir = resume_dir
-        model = keras.models.load_model(run_dir / CHECKPOINT)
-        start_step = int(model.optimizer.iterations)
-    write_json(run_dir / "config.json", {
-        **dataclasses.asdict(cfg),
-        "resolved": {"norm": norm, "init": init, "dropout_kind": dropout_kind,
-                     "dtype_policy": keras.config.dtype_policy().name},
-        "data": {"train_examples": n_train, "test_examples": len(data.x_test),
-                 "image_shape": list(data.image_shape), "class_names": list(data.class_names),
-                 "channel_mean": mean.tolist(), "channel_std": std.tolist()},
-        "steps_per_epoch": steps_per_epoch, "total_steps": total_steps,
-        "versions": {"python": sys.version.split()[0], "tensorflow": tf.__version__,
-                     "keras": keras.__version__, "tfplot": tfplot.__version__,
-                     "numpy": np.__version__},
-    })
+        try:
+            model = keras.models.load_model(run_dir / CHECKPOINT)
+        except Exception as err:  # Keras raises many kinds for a damaged file
+            raise UsageError(f"cannot load {run_dir / CHECKPOINT}: {err}".splitlines()[0])
+        start_step = int(model.optimizer.iterations)  # config.json stays as the run wrote it
     print(f"run folder: {run_dir}  ({cfg.dataset}, {cfg.activation}: norm={norm}, init={init}, "
           f"dropout={dropout_kind} {cfg.dropout}; {n_train} training images, "
           f"{steps_per_epoch} steps/epoch, {total_steps} steps)")
@@ -344,7 +326,7 @@ def train(cfg, resume_dir=None):
         print(f"resuming at step {start_step}")
 
     # -------------------------------------------------------------------------
-    # Callbacks: stop requests and NaN first, then summaries, progress, checkpoints.
+    # Callbacks, in order: NaN check, summaries, progress, checkpoints, stop requests.
     # Events reach disk when a checkpoint does (see Checkpointer), so after a hard kill the logs
     # end where the checkpoint does and a resumed run continues the same curves.
 
@@ -356,7 +338,7 @@ def train(cfg, resume_dir=None):
                    if cfg.summary_every else None)
     progress = Progress(writer, total_steps, cfg.batch_size, cfg.summary_every or 100, TRAIN_TAG)
     checkpointer = Checkpointer(model, run_dir, writer, cfg.checkpoint_every)
-    callbacks = [Guard(stop, checkpointer), activations, progress, checkpointer]
+    callbacks = [NanGuard(checkpointer), activations, progress, checkpointer, stop]
     callbacks = [c for c in callbacks if c is not None]
 
     # -------------------------------------------------------------------------
@@ -451,12 +433,12 @@ def _close(figures, writer):
     writer.flush()
 
 
-class Guard(keras.callbacks.Callback):
-    """Stops training after a step on Ctrl-C/SIGTERM, and at once when the loss is not finite."""
+class NanGuard(keras.callbacks.Callback):
+    """Stops at once when the loss is not finite, before anything logs or saves that step."""
 
-    def __init__(self, stop, checkpointer):
+    def __init__(self, checkpointer):
         super().__init__()
-        self.stop, self.checkpointer = stop, checkpointer
+        self.checkpointer = checkpointer
 
     def on_train_batch_end(self, batch, logs=None):
         loss = float(logs["loss"])
@@ -464,7 +446,31 @@ class Guard(keras.callbacks.Callback):
             step = int(self.model.optimizer.iterations)
             raise Diverged(f"loss became {loss} at step {step}; stopped. Last good checkpoint: "
                            f"{self.checkpointer.describe()}")
-        self.stop.check()
+
+
+class StopRequests(keras.callbacks.Callback):
+    """SIGINT/SIGTERM during training ask for a clean stop once the current step is done and
+    logged (a second Ctrl-C stops at once)."""
+
+    def __init__(self):
+        super().__init__()
+        self.signum = None
+
+    def install(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def check(self):
+        if self.signum is not None:
+            raise Interrupted(self.signum)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.check()
 
 
 class Progress(keras.callbacks.Callback):

@@ -1,0 +1,192 @@
+"""train.py survives the usual accidents: signals, hard kills, NaN, bad input, racing starts.
+Every case drives train.py as a subprocess, as a user (or a cluster scheduler) would."""
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+import fixtures
+from runs import read_events, read_json, run_train, start_train, train_cmd
+from summaries import HISTOGRAM_TAG, TRAIN_TAG
+
+
+@pytest.fixture(scope="module")
+def mnist_dir(tmp_path_factory):
+    return fixtures.write_mnist(tmp_path_factory.mktemp("mnist"), n_train=128, n_test=32)
+
+
+def snapshot(folder):
+    """Every file below `folder` with its size and mtime: to prove nothing was touched."""
+    folder = Path(folder)
+    if not folder.exists():
+        return None
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*"))}
+
+
+def wait_for(predicate, timeout=120, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def train_until_checkpoint(mnist_dir, run_dir, *extra):
+    """Start a long run; return the process once its first checkpoint is on disk."""
+    proc = start_train("--data-dir", mnist_dir, "--logdir", run_dir.parent, "--run-name", run_dir.name,
+                       "--batch-size", "16", "--max-steps", "100000", "--summary-every", "5",
+                       "--checkpoint-every", "10", *extra)
+    wait_for(lambda: (run_dir / "checkpoint.keras").exists() or proc.poll() is not None,
+             what="the first checkpoint")
+    assert proc.poll() is None, proc.communicate()
+    return proc
+
+
+def checkpoint_step(run_dir):
+    import keras
+    return int(keras.models.load_model(run_dir / "checkpoint.keras").optimizer.iterations)
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_saves_a_checkpoint_and_says_how_to_resume(mnist_dir, tmp_path, sig, code):
+    run_dir = tmp_path / "logs" / "run"
+    proc = train_until_checkpoint(mnist_dir, run_dir)
+    time.sleep(1.0)  # let it train past the checkpoint
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == code
+    assert f"python train.py --resume {run_dir}" in err
+    assert "Traceback" not in err
+    stopped_at = int(err.split(" at step ")[1].split(";")[0])
+    assert checkpoint_step(run_dir) == stopped_at  # the checkpoint is of the step it stopped at
+    # The logs were flushed: everything up to that step is on disk.
+    steps = [s for s, _ in read_events(run_dir)[TRAIN_TAG.format(metric="loss")]]
+    assert steps and steps[-1] == stopped_at - stopped_at % 5
+    assert not (run_dir / "metrics.json").exists()
+
+
+def test_hard_kill_resumes_from_the_last_checkpoint_and_continues_the_curves(mnist_dir, tmp_path):
+    run_dir = tmp_path / "logs" / "run"
+    proc = start_train("--data-dir", mnist_dir, "--logdir", run_dir.parent, "--run-name", "run",
+                       "--batch-size", "16", "--max-steps", "400", "--summary-every", "5",
+                       "--checkpoint-every", "10")
+    wait_for(lambda: (run_dir / "checkpoint.keras").exists() or proc.poll() is not None,
+             what="the first checkpoint")
+    time.sleep(1.5)
+    proc.kill()  # SIGKILL: no handler runs
+    proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (run_dir / "metrics.json").exists()
+    saved = checkpoint_step(run_dir)
+    assert 0 < saved < 400  # every 10 steps and at each epoch end (8 steps)
+    before = read_events(run_dir)[TRAIN_TAG.format(metric="loss")]
+    assert before[-1][0] <= saved  # logs on disk never run ahead of the checkpoint
+    # Power lost while the next checkpoint was being written: only the partial file has it.
+    (run_dir / ".checkpoint-partial.keras").write_bytes(b"PK\x03\x04 half a zip")
+
+    result = run_train("--resume", run_dir)
+    assert result.returncode == 0, result.stderr
+    assert f"resuming at step {saved}" in result.stdout  # at most --checkpoint-every steps redone
+    metrics = read_json(run_dir / "metrics.json")
+    assert metrics["steps"] == 400
+    events = read_events(run_dir)
+    for tag in (TRAIN_TAG.format(metric="loss"), HISTOGRAM_TAG.format(layer="3_conv3")):
+        steps = [s for s, _ in events[tag]]
+        assert steps == sorted(set(steps)), tag  # one curve: no step twice, never back to 0
+        assert steps[-1] == 400
+    loss_steps = [s for s, _ in events[TRAIN_TAG.format(metric="loss")]]
+    assert loss_steps == list(range(5, 401, 5))
+    final_test = events["test/accuracy"][-1]
+    assert final_test[0] == 400 and float(final_test[1]) == pytest.approx(metrics["test_accuracy"])
+
+
+def test_nan_loss_stops_at_once_and_keeps_the_last_good_checkpoint(mnist_dir, tmp_path):
+    run_dir = tmp_path / "logs" / "run"
+    result = run_train("--data-dir", mnist_dir, "--logdir", run_dir.parent, "--run-name", "run",
+                       "--learning-rate", "1e30", "--max-steps", "50", "--checkpoint-every", "1",
+                       "--batch-size", "16")
+    assert result.returncode == 1
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in result.stderr
+    assert last_line.startswith("error: loss became nan at step ")
+    nan_step = int(last_line.split(" at step ")[1].split(";")[0])
+    assert f"{run_dir / 'checkpoint.keras'} (step {nan_step - 1})" in last_line
+    assert checkpoint_step(run_dir) == nan_step - 1
+    assert not (run_dir / "metrics.json").exists()
+
+
+def test_bad_input_is_one_line_and_writes_nothing(mnist_dir, tmp_path):
+    not_a_dir = tmp_path / "a-file"
+    not_a_dir.write_text("x")
+    logdir = tmp_path / "logs"
+    not_a_run = tmp_path / "not-a-run"
+    not_a_run.mkdir()
+    cases = {
+        "unknown data set": ["--dataset", "imagenet"],
+        "unknown activation": ["--activation", "tanh"],
+        "zero epochs": ["--epochs", "0"],
+        "negative steps": ["--max-steps", "-5"],
+        "zero batch size": ["--batch-size", "0"],
+        "zero learning rate": ["--learning-rate", "0"],
+        "NaN learning rate": ["--learning-rate", "nan"],
+        "plot layer 7": ["--plot-layers", "3", "7"],
+        "plot layer 0": ["--plot-layers", "0"],
+        "not a number": ["--epochs", "two"],
+        "resume a non-run": ["--resume", not_a_run],
+        "resume a missing folder": ["--resume", tmp_path / "missing"],
+        "unwritable log folder": ["--logdir", not_a_dir / "logs"],
+        "missing data folder": ["--data-dir", tmp_path / "no-data"],
+        "run name escaping logdir": ["--run-name", "../elsewhere"],
+    }
+    before = snapshot(tmp_path)
+    # All at once: each pays TensorFlow's import, the machine has cores to spare for that.
+    procs = {name: subprocess.Popen(
+        train_cmd(*(args if "--data-dir" in args or "--resume" in args else ["--data-dir", mnist_dir, *args]),
+                  *([] if "--logdir" in args else ["--logdir", logdir])),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for name, args in cases.items()}
+    for name, proc in procs.items():
+        out, err = proc.communicate(timeout=180)
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert proc.returncode == 2, (name, err)
+        assert len(lines) == 1 and "error:" in lines[0], (name, err)
+        assert "Traceback" not in err, name
+    assert snapshot(tmp_path) == before  # nothing written, nothing touched
+
+
+def test_existing_run_folder_is_never_overwritten(mnist_dir, tmp_path):
+    args = ["--data-dir", mnist_dir, "--logdir", tmp_path, "--run-name", "mine", "--max-steps", "2",
+            "--batch-size", "16", "--summary-every", "0"]
+    assert run_train(*args).returncode == 0
+    before = snapshot(tmp_path / "mine")
+    again = run_train(*args)
+    assert again.returncode == 2
+    assert again.stderr.strip() == (f"error: run folder {tmp_path / 'mine'} already exists; choose "
+                                    f"another --run-name or continue it with --resume {tmp_path / 'mine'}")
+    assert snapshot(tmp_path / "mine") == before
+    finished = run_train("--resume", tmp_path / "mine")
+    assert finished.returncode == 2 and "already finished" in finished.stderr
+    assert snapshot(tmp_path / "mine") == before
+
+
+def test_two_runs_started_together_get_two_folders(mnist_dir, tmp_path):
+    args = ["--data-dir", mnist_dir, "--logdir", tmp_path, "--max-steps", "2", "--batch-size", "16",
+            "--summary-every", "0"]
+    procs = [start_train(*args) for _ in range(2)]
+    for proc in procs:
+        out, err = proc.communicate(timeout=180)
+        assert proc.returncode == 0, err
+    runs = sorted(p.parent for p in tmp_path.glob("mnist/*/metrics.json"))
+    assert len(runs) == 2
+    assert all(read_json(run / "metrics.json")["steps"] == 2 for run in runs)
+
+
+def test_default_run_names_never_collide(tmp_path):
+    from train import Config, create_run_dir
+    cfg = Config(logdir=str(tmp_path))
+    first, second = create_run_dir(cfg), create_run_dir(cfg)
+    assert first != second and first.is_dir() and second.is_dir()
+    assert first.parent == second.parent == tmp_path / "mnist"

@@ -1,0 +1,211 @@
+"""train.py end to end on tiny data in the official formats, read back from the files it wrote;
+and the activations' own numbers (SELU's formula, the self-normalising fixed point)."""
+import math
+
+import numpy as np
+import pytest
+
+import fixtures
+from runs import TINY, read_events, read_json, run_train
+from model import LAYERS, layer_tag
+from summaries import HISTOGRAM_TAG, PLOT_KINDS, PLOT_TAG, STAT_TAG, STATS, TEST_TAG, TRAIN_TAG
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+# One run per activation, each on another data set, so every activation and every data set
+# (and both conv widths) goes through the whole app once.
+CASES = {
+    "selu": ("mnist", lambda d: fixtures.write_mnist(d, n_train=96, n_test=40)),
+    "relu": ("svhn", lambda d: fixtures.write_svhn(d, n_train=96, n_test=40)),
+    "lrelu": ("cifar10", lambda d: fixtures.write_cifar10(d, n_per_batch=20, n_test=40)),
+}
+MAX_STEPS = 5  # 96-100 images / batch 32 = 3-4 steps an epoch: the run crosses an epoch boundary
+
+
+@pytest.fixture(scope="module", params=sorted(CASES))
+def finished_run(request, tmp_path_factory):
+    activation = request.param
+    dataset, write = CASES[activation]
+    tmp = tmp_path_factory.mktemp(activation)
+    data_dir = write(tmp / "data")
+    result = run_train("--dataset", dataset, "--activation", activation, "--data-dir", data_dir,
+                       "--logdir", tmp / "logs", "--run-name", "run", "--max-steps", MAX_STEPS,
+                       *TINY)
+    assert result.returncode == 0, result.stderr
+    run_dir = tmp / "logs" / "run"
+    return activation, dataset, run_dir, read_events(run_dir), result
+
+
+def test_run_logs_every_layer_histogram_and_stats(finished_run):
+    activation, dataset, run_dir, events, _ = finished_run
+    for k in range(1, len(LAYERS) + 1):
+        layer = layer_tag(k)
+        steps = [step for step, _ in events[HISTOGRAM_TAG.format(layer=layer)]]
+        assert steps == [0, 2, 4, 5]  # step 0 (the init alone), every 2 steps, and the last
+        for stat in STATS:
+            values = [float(v) for _, v in events[STAT_TAG.format(layer=layer, stat=stat)]]
+            assert len(values) == 4 and all(math.isfinite(v) for v in values)
+
+
+def test_histogram_counts_every_value_of_the_probe_batch(finished_run):
+    activation, dataset, run_dir, events, _ = finished_run
+    config = read_json(run_dir / "config.json")
+    probe = min(256, config["data"]["test_examples"])
+    conv3_filters = 128 if dataset == "mnist" else 256
+    expected = {"3_conv3": probe * 4 * 4 * conv3_filters, "4_fc4": probe * 160,
+                "6_logits": probe * 10}
+    for layer, count in expected.items():
+        _, buckets = events[HISTOGRAM_TAG.format(layer=layer)][-1]
+        assert buckets.shape[1] == 3  # left edge, right edge, count
+        assert buckets[:, 2].sum() == count
+
+
+def test_stats_agree_with_the_histogram(finished_run):
+    _, _, _, events, _ = finished_run
+    _, buckets = events[HISTOGRAM_TAG.format(layer="4_fc4")][-1]
+    centres = (buckets[:, 0] + buckets[:, 1]) / 2
+    approx_mean = (centres * buckets[:, 2]).sum() / buckets[:, 2].sum()
+    _, mean = events[STAT_TAG.format(layer="4_fc4", stat="mean")][-1]
+    width = (buckets[:, 1] - buckets[:, 0]).max()
+    assert abs(approx_mean - float(mean)) <= width
+
+
+def test_nonpositive_fraction_matches_the_activation(finished_run):
+    activation, _, _, events, _ = finished_run
+    # ReLU outputs are >= 0, so "non-positive" means exactly 0: a fraction of them, never all.
+    for layer in ("1_conv1", "4_fc4"):
+        _, lowest = events[HISTOGRAM_TAG.format(layer=layer)][-1][1][0, :2]
+        if activation == "relu":
+            assert lowest >= 0
+        else:
+            assert lowest < 0  # SELU and LeakyReLU pass negative values
+        fraction = float(events[STAT_TAG.format(layer=layer, stat="nonpositive_fraction")][-1][1])
+        assert 0 < fraction < 1
+
+
+def test_plot_layers_get_both_figures_as_png(finished_run):
+    _, _, _, events, _ = finished_run
+    for layer in ("3_conv3", "4_fc4"):
+        for kind in PLOT_KINDS:
+            records = events[PLOT_TAG.format(layer=layer, kind=kind)]
+            assert [step for step, _ in records][0] == 0 and records[-1][0] == 5
+            width, height, png = records[-1][1]
+            assert png.startswith(PNG_SIGNATURE) and int(width) > 100 and int(height) > 100
+    assert not any(tag.startswith("activation_plots/1_") for tag in events)
+
+
+def test_loss_and_accuracy_for_train_and_test(finished_run):
+    _, _, run_dir, events, _ = finished_run
+    metrics = read_json(run_dir / "metrics.json")
+    epoch_end = read_json(run_dir / "config.json")["steps_per_epoch"]
+    assert epoch_end < MAX_STEPS
+    assert [s for s, _ in events[TRAIN_TAG.format(metric="loss")]] == [2, 4, 5]
+    # The test set is evaluated at each epoch end and at the end of training.
+    test_acc = events[TEST_TAG.format(metric="accuracy")]
+    assert [s for s, _ in test_acc] == [epoch_end, MAX_STEPS]
+    assert float(test_acc[-1][1]) == pytest.approx(metrics["test_accuracy"])
+    assert float(events[TEST_TAG.format(metric="loss")][-1][1]) == pytest.approx(metrics["test_loss"])
+
+
+def test_config_and_metrics_files(finished_run):
+    activation, dataset, run_dir, _, _ = finished_run
+    config = read_json(run_dir / "config.json")
+    assert (config["dataset"], config["activation"], config["max_steps"]) == (dataset, activation, MAX_STEPS)
+    expected = {"selu": ["none", "lecun_normal", "alpha"],
+                "relu": ["batch", "he_normal", "standard"],
+                "lrelu": ["batch", "he_normal", "standard"]}[activation]
+    resolved = config["resolved"]
+    assert [resolved["norm"], resolved["init"], resolved["dropout_kind"]] == expected
+    assert {"tensorflow", "keras", "tfplot"} <= set(config["versions"])
+    assert config["data"]["train_examples"] == (100 if dataset == "cifar10" else 96)
+    assert config["data"]["test_examples"] == 40
+    metrics = read_json(run_dir / "metrics.json")
+    assert metrics["steps"] == MAX_STEPS
+    assert 0 <= metrics["test_accuracy"] <= 1 and math.isfinite(metrics["test_loss"])
+    assert metrics["examples_per_sec"] > 0
+    assert (run_dir / "checkpoint.keras").exists()
+
+
+def test_selu_network_starts_near_the_fixed_point(finished_run):
+    """At step 0 the weights are only the init: with SELU and LeCun-normal weights on
+    standardised inputs, every hidden layer of the real network starts near mean 0, std 1."""
+    activation, _, _, events, _ = finished_run
+    if activation != "selu":
+        pytest.skip("the fixed point is SELU's")
+    for layer in map(layer_tag, range(1, 6)):
+        step, mean = events[STAT_TAG.format(layer=layer, stat="mean")][0]
+        _, std = events[STAT_TAG.format(layer=layer, stat="std")][0]
+        assert step == 0
+        assert abs(float(mean)) < 0.25, layer
+        assert 0.7 < float(std) < 1.3, layer
+
+
+# ---------------------------------------------------------------------------------------------
+# The activations themselves, in-process.
+
+def test_selu_matches_the_papers_formula():
+    import ops
+    lam, alpha = 1.0507009873554805, 1.6732632423543772
+    x = np.array([-5.0, -1.0, -0.1, 0.0, 0.1, 1.0, 5.0], dtype=np.float32)
+    expected = np.where(x > 0, lam * x, lam * alpha * (np.exp(x) - 1))
+    got = np.asarray(ops.activation_layer("selu")(x))
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_leaky_relu_slope_and_relu():
+    import ops
+    x = np.array([-2.0, -0.5, 0.0, 3.0], dtype=np.float32)
+    np.testing.assert_allclose(np.asarray(ops.activation_layer("lrelu")(x)),
+                               [-2 * ops.LRELU_SLOPE, -0.5 * ops.LRELU_SLOPE, 0, 3])
+    np.testing.assert_allclose(np.asarray(ops.activation_layer("relu")(x)), [0, 0, 0, 3])
+
+
+def _dense_stack_stats(activation, init, depth=8, width=512, n=4096):
+    """Per-layer (mean, std) of a deep dense stack at init, fed standardised Gaussian inputs."""
+    import keras
+    import ops
+    keras.utils.set_random_seed(1)
+    x = np.random.default_rng(1).standard_normal((n, width)).astype(np.float32)
+    stats = []
+    for _ in range(depth):
+        dense = keras.layers.Dense(width, use_bias=False, kernel_initializer=ops.initializer(init))
+        x = np.asarray(ops.activation_layer(activation)(dense(x)))
+        stats.append((x.mean(), x.std()))
+    return stats
+
+
+def test_selu_keeps_mean_zero_and_std_one_layer_after_layer():
+    for layer, (mean, std) in enumerate(_dense_stack_stats("selu", "lecun_normal"), 1):
+        assert abs(mean) < 0.1, (layer, mean)
+        assert abs(std - 1) < 0.1, (layer, std)
+
+
+def test_relu_without_batch_norm_drifts_positive():
+    he = _dense_stack_stats("relu", "he_normal")
+    assert all(mean > 0.3 for mean, _ in he), he  # a ReLU never outputs below 0
+    assert abs(he[-1][1] - 1) > 0.15  # and nothing pulls its std back to 1
+    # With SELU's LeCun init instead of He's, ReLU's signal fades layer after layer.
+    lecun = _dense_stack_stats("relu", "lecun_normal")
+    assert lecun[-1][1] < 0.2 * lecun[0][1]
+
+
+def test_channel_stats_match_numpy():
+    from train import channel_stats
+    images = np.random.default_rng(0).integers(0, 256, (3000, 8, 8, 3), dtype=np.uint8)
+    mean, std = channel_stats(images, chunk=700)
+    as_float = images.reshape(-1, 3).astype(np.float64)
+    np.testing.assert_allclose(mean, as_float.mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(std, as_float.std(axis=0), rtol=1e-5)
+
+
+def test_tile_lays_channels_out_as_a_grid():
+    from summaries import tile
+    maps = np.arange(4 * 4 * 6, dtype=np.float32).reshape(4, 4, 6)
+    grid = tile(maps)
+    assert grid.shape == (2 * 4 + 1, 3 * 4 + 2)  # 2x3 channels, one NaN pixel between them
+    np.testing.assert_array_equal(grid[:4, :4], maps[..., 0])
+    np.testing.assert_array_equal(grid[:4, 5:9], maps[..., 1])
+    np.testing.assert_array_equal(grid[5:9, 10:14], maps[..., 5])
+    assert np.isnan(grid[4]).all()
+    assert tile(np.arange(160.0)).shape == (10, 16)
+    assert tile(np.zeros((4, 4, 256))).shape == (16 * 5 - 1, 16 * 5 - 1)
