@@ -99,15 +99,15 @@ def build_parser():
     add("--activation", choices=ops.ACTIVATIONS, help=f"activation of layers 1-5 (default: {d.activation})")
     add("--data-dir", metavar="DIR",
         help="read the data set's original files from DIR, no network (default: download to the Keras cache)")
-    add("--epochs", type=int, help=f"passes over the training set (default: {d.epochs})")
+    add("--epochs", type=int, metavar="N", help=f"passes over the training set (default: {d.epochs})")
     add("--max-steps", type=int, metavar="N",
         help="stop after exactly N optimizer steps; wins over --epochs")
-    add("--batch-size", type=int, help=f"(default: {d.batch_size})")
+    add("--batch-size", type=int, metavar="N", help=f"(default: {d.batch_size})")
     add("--learning-rate", type=float, metavar="LR", help=f"Adam learning rate (default: {d.learning_rate})")
     add("--lr-schedule", choices=("constant", "cosine"),
         help=f"cosine decays the learning rate to 0 over the run (default: {d.lr_schedule})")
     add("--clip-norm", type=float, metavar="C", help="clip gradients to global norm C (default: off)")
-    add("--seed", type=int, help=f"seeds weights, dropout and data order (default: {d.seed})")
+    add("--seed", type=int, metavar="N", help=f"seeds weights, dropout and data order (default: {d.seed})")
     add("--norm", choices=("auto",) + ops.NORMS,
         help="auto: none for selu, batch for relu/lrelu (default: auto)")
     add("--init", choices=("auto",) + ops.INITS,

@@ -209,3 +209,18 @@ def test_tile_lays_channels_out_as_a_grid():
     assert np.isnan(grid[4]).all()
     assert tile(np.arange(160.0)).shape == (10, 16)
     assert tile(np.zeros((4, 4, 256))).shape == (16 * 5 - 1, 16 * 5 - 1)
+
+
+@pytest.mark.parametrize("flag, policy", [("--jit", "float32"), ("--mixed-precision", "mixed_bfloat16")])
+def test_gpu_options_run_on_cpu_and_log_float32(tmp_path, flag, policy):
+    data_dir = fixtures.write_mnist(tmp_path / "data", n_train=64, n_test=32)
+    result = run_train("--data-dir", data_dir, "--logdir", tmp_path, "--run-name", "run",
+                       "--max-steps", 2, "--batch-size", 32, "--summary-every", 2, flag)
+    assert result.returncode == 0, result.stderr
+    run_dir = tmp_path / "run"
+    assert read_json(run_dir / "config.json")["resolved"]["dtype_policy"] == policy
+    events = read_events(run_dir)
+    for layer in map(layer_tag, range(1, 7)):
+        _, std = events[STAT_TAG.format(layer=layer, stat="std")][-1]
+        assert std.dtype == np.float32 and 0 < float(std) < 100
+    assert read_json(run_dir / "metrics.json")["steps"] == 2
