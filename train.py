@@ -342,7 +342,7 @@ def train(cfg, resume_dir=None):
     callbacks = [c for c in callbacks if c is not None]
 
     # -------------------------------------------------------------------------
-    # Train: one fit() per epoch, so that a resumed run can start mid-epoch.
+    # Train: one fit() per epoch, so that a resumed run can start mid-epoch; then final metrics.
 
     def evaluate(step):
         result = model.evaluate(test_batches, verbose=0, return_dict=True)
@@ -368,6 +368,20 @@ def train(cfg, resume_dir=None):
                 evaluate(step)
                 stop.check()
                 checkpointer.save(step)
+
+        # Final metrics: the full test set in inference mode, never a training-mode batch.
+        if activations is not None:
+            activations.log(step, wait_for_figures=True)
+        result = evaluate(step)
+        checkpointer.save(step)
+        _close(figures, writer)
+        metrics = {
+            "test_accuracy": result["accuracy"], "test_loss": result["loss"], "steps": step,
+            "epochs": step / steps_per_epoch, "examples_per_sec": progress.examples_per_sec(),
+            "seconds_to_first_step": progress.first_step_at,
+            "figures_skipped": figures.skipped if figures else 0,
+        }
+        write_json(run_dir / "metrics.json", metrics)
     except Interrupted as stopped:
         step = int(model.optimizer.iterations)
         checkpointer.save(step)
@@ -382,22 +396,6 @@ def train(cfg, resume_dir=None):
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-    # -------------------------------------------------------------------------
-    # Final metrics: the full test set in inference mode, never a training-mode batch.
-
-    if activations is not None:
-        activations.log(step, wait_for_figures=True)
-    result = evaluate(step)
-    checkpointer.save(step)
-    _close(figures, writer)
-    metrics = {
-        "test_accuracy": result["accuracy"], "test_loss": result["loss"], "steps": step,
-        "epochs": step / steps_per_epoch, "examples_per_sec": progress.examples_per_sec(),
-        "seconds_to_first_step": progress.first_step_at,
-        "figures_skipped": figures.skipped if figures else 0,
-    }
-    write_json(run_dir / "metrics.json", metrics)
     print(f"done: {step} steps, test accuracy {result['accuracy']:.2%}, "
           f"{metrics['examples_per_sec']:.0f} examples/s. TensorBoard: tensorboard --logdir {cfg.logdir}")
     return 0
