@@ -30,7 +30,19 @@ FIGURE_INCHES = 4.0
 FIGURE_DPI = 80
 
 
-class ActivationLogger(keras.callbacks.Callback):
+class StepCallback(keras.callbacks.Callback):
+    """A callback that knows the global step of each batch without reading the optimizer's
+    step variable every batch (a read costs ~30 us, 1% of a small step)."""
+
+    def on_train_begin(self, logs=None):
+        self.first_step = int(self.model.optimizer.iterations)
+
+    def global_step(self, batch):
+        """The optimizer step that batch `batch` of this fit() call has just completed."""
+        return self.first_step + batch + 1
+
+
+class ActivationLogger(StepCallback):
     """Every `every` steps, runs the probe batch through the network in inference mode and logs,
     for each of the six layers, a histogram and its mean/std/non-positive fraction; then hands
     the `plot_layers` outputs to `figures` to draw.
@@ -46,7 +58,7 @@ class ActivationLogger(keras.callbacks.Callback):
         self._summarise = tf.function(self._summarise_probe)
 
     def on_train_batch_end(self, batch, logs=None):
-        step = int(self.model.optimizer.iterations)
+        step = self.global_step(batch)
         if step % self.every == 0:
             self.log(step)
 

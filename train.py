@@ -48,7 +48,7 @@ import numpy as np
 import datasets
 import ops
 from model import LAYERS, build_model, conv_filters, probe_model
-from summaries import TEST_TAG, TRAIN_TAG, ActivationLogger, FigureRenderer
+from summaries import TEST_TAG, TRAIN_TAG, ActivationLogger, FigureRenderer, StepCallback
 
 # -----------------------------------------------------------------------------
 # Settings: one dataclass mirrors the flags and is what config.json saves.
@@ -431,7 +431,7 @@ def _close(figures, writer):
     writer.flush()
 
 
-class NanGuard(keras.callbacks.Callback):
+class NanGuard(StepCallback):
     """Stops at once when the loss is not finite, before anything logs or saves that step."""
 
     def __init__(self, checkpointer):
@@ -441,7 +441,7 @@ class NanGuard(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         loss = float(logs["loss"])
         if not math.isfinite(loss):
-            step = int(self.model.optimizer.iterations)
+            step = self.global_step(batch)
             raise Diverged(f"loss became {loss} at step {step}; stopped. Last good checkpoint: "
                            f"{self.checkpointer.describe()}")
 
@@ -471,7 +471,7 @@ class StopRequests(keras.callbacks.Callback):
         self.check()
 
 
-class Progress(keras.callbacks.Callback):
+class Progress(StepCallback):
     """Prints a line and logs train loss/accuracy every `every` steps; measures throughput."""
 
     def __init__(self, writer, total_steps, batch_size, every, tag):
@@ -484,8 +484,9 @@ class Progress(keras.callbacks.Callback):
         self._epoch_start = None
 
     def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
         self._epoch_start = time.perf_counter()
-        self._mark = (self._epoch_start, int(self.model.optimizer.iterations))
+        self._mark = (self._epoch_start, self.first_step)
 
     def on_train_end(self, logs=None):
         self.train_seconds += time.perf_counter() - self._epoch_start
@@ -494,7 +495,7 @@ class Progress(keras.callbacks.Callback):
         self.steps += 1
         if self.first_step_at is None:
             self.first_step_at = time.perf_counter() - PROCESS_START
-        step = int(self.model.optimizer.iterations)
+        step = self.global_step(batch)
         if step % self.every and step != self.total_steps:
             return
         loss, accuracy = float(logs["loss"]), float(logs["accuracy"])
@@ -511,7 +512,7 @@ class Progress(keras.callbacks.Callback):
         return self.steps * self.batch_size / max(self.train_seconds, 1e-9)
 
 
-class Checkpointer(keras.callbacks.Callback):
+class Checkpointer(StepCallback):
     """Saves model and optimizer every `every` steps: written to a partial file, then renamed,
     so a hard kill never leaves a half-written checkpoint where --resume looks. The event log
     is flushed right after, so the logs on disk never run ahead of the checkpoint."""
@@ -523,7 +524,7 @@ class Checkpointer(keras.callbacks.Callback):
         self.saved_step = None
 
     def on_train_batch_end(self, batch, logs=None):
-        step = int(self.model.optimizer.iterations)
+        step = self.global_step(batch)
         if step % self.every == 0:
             self.save(step)
 
