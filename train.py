@@ -35,6 +35,9 @@ def quiet_stderr():
         os.close(saved)
 
 
+if __name__ == "__main__":
+    # Until training starts there is nothing to save: Ctrl-C just ends the process (no traceback).
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 with quiet_stderr():
     import keras
@@ -129,12 +132,12 @@ def build_parser():
     add("--mixed-precision", action="store_true",
         help="compute in float16 on a GPU, bfloat16 on a CPU (logged activations stay float32)")
     add("--resume", metavar="RUN_DIR", help="continue RUN_DIR from its last checkpoint with its saved settings")
-    p.error = lambda message: _usage_error(p, message)
+    p.error = _usage_error
     return p
 
 
-def _usage_error(parser, message):
-    print(f"{parser.prog}: error: {message} (see --help)", file=sys.stderr)
+def _usage_error(message):
+    print(f"error: {message} (see --help)", file=sys.stderr)
     sys.exit(2)
 
 
@@ -387,15 +390,14 @@ def train(cfg, resume_dir=None):
         checkpointer.save(step)
         _close(figures, writer)
         print(f"\nstopped by {stopped} at step {step}; checkpoint saved. Resume with:\n"
-              f"  python train.py --resume {run_dir}", file=sys.stderr)
+              f"  python {sys.argv[0]} --resume {run_dir}", file=sys.stderr)
         return 128 + stopped.signum
     except Diverged as err:
         _close(figures, writer)
         print(f"error: {err}", file=sys.stderr)
         return 1
     finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        stop.uninstall()
     print(f"done: {step} steps, test accuracy {result['accuracy']:.2%}, "
           f"{metrics['examples_per_sec']:.0f} examples/s. TensorBoard: tensorboard --logdir {cfg.logdir}")
     return 0
@@ -455,8 +457,12 @@ class StopRequests(keras.callbacks.Callback):
         self.signum = None
 
     def install(self):
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, self._handle)
+        self._previous = {sig: signal.signal(sig, self._handle)
+                          for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def uninstall(self):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
     def _handle(self, signum, frame):
         if self.signum is not None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import fixtures
-from runs import read_events, read_json, run_train, start_train, train_cmd
+from runs import TRAIN, read_events, read_json, run_train, start_train, train_cmd
 from summaries import HISTOGRAM_TAG, TRAIN_TAG
 
 
@@ -59,7 +59,7 @@ def test_signal_saves_a_checkpoint_and_says_how_to_resume(mnist_dir, tmp_path, s
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == code
-    assert f"python train.py --resume {run_dir}" in err
+    assert f"python {TRAIN} --resume {run_dir}" in err  # as it was started
     assert "Traceback" not in err
     stopped_at = int(err.split(" at step ")[1].split(";")[0])
     assert checkpoint_step(run_dir) == stopped_at  # the checkpoint is of the step it stopped at
@@ -152,7 +152,7 @@ def test_bad_input_is_one_line_and_writes_nothing(mnist_dir, tmp_path):
         out, err = proc.communicate(timeout=180)
         lines = [line for line in err.splitlines() if line.strip()]
         assert proc.returncode == 2, (name, err)
-        assert len(lines) == 1 and "error:" in lines[0], (name, err)
+        assert len(lines) == 1 and lines[0].startswith("error: "), (name, err)
         assert "Traceback" not in err, name
     assert snapshot(tmp_path) == before  # nothing written, nothing touched
 

@@ -1,0 +1,584 @@
+"""Measure what train.py's activation summaries cost on this machine (issue #5): throughput against
+a plain model.fit, the cost of one summary event, time to the first step and peak memory.
+
+    python scripts/benchmark.py [--json FILE]     # full-size MNIST- and CIFAR-10-shaped data, ~15 min
+    python scripts/benchmark.py --quick           # tiny data, a smoke test of the same code path
+
+It reports numbers and judges none: timings depend on the machine and on what else runs there, so
+a slow result never fails (exit 0 when every run ran). This process writes the data and starts
+and times the measured processes, one at a time (two with --quick); it imports TensorFlow only
+after the last one, to read their event files.
+"""
+import time
+
+PROCESS_START = time.perf_counter()  # as in train.py: the plain fit's time to its first step
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(1, str(REPO_ROOT / "tests"))  # fixtures and runs: data writers, event reader
+
+TRAIN = REPO_ROOT / "train.py"
+GB = 1e9
+
+# -----------------------------------------------------------------------------
+# Settings: what one run measures; --quick shrinks the same plan to a smoke test.
+
+# Full-size synthetic data in the official layouts: (training images, test images).
+SHAPES = {"mnist": (60_000, 10_000), "cifar10": (50_000, 10_000)}
+SHAPE_NAMES = {"mnist": "MNIST 28x28x1", "cifar10": "CIFAR-10 32x32x3"}
+STRESS_EVERY = 10          # (c): --summary-every 10
+TARGETS = {"b/a": 0.97, "c/a": 0.85, "peak_rss_gb": 2.5}
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    steps: dict            # training steps per run: ~30-50 s each at batch 64 on 2 cores
+    scale: float = 1.0     # fraction of the full-size data sets to write
+    repeats: int = 2       # (a) and (b) run this many times, alternately, for their spread
+    cost_repeats: int = 10  # summary events timed in-process, per shape
+    pipeline_batches: int = 300
+    variant_steps: int = 30  # --jit / --mixed-precision: do they run and log float32?
+    variant_every: int = 10
+    parallel: int = 1      # processes at a time: 1 for timings that mean something
+
+
+# Multiples of 500 steps, so each run includes train.py's default checkpoints at their rate.
+FULL = Plan(steps={"mnist": 1000, "cifar10": 500})
+QUICK = Plan(steps={"mnist": 20, "cifar10": 20}, scale=0.025, repeats=1, cost_repeats=2,
+             pipeline_batches=10, variant_steps=10, variant_every=5, parallel=2)
+VARIANTS = ("--jit", "--mixed-precision")
+# --explain: train.py's own overhead (callbacks, checkpoints), and (c) less the figure thread.
+EXPLAIN = {"off": ("--summary-every", 0),
+           "c-nofigures": ("--summary-every", STRESS_EVERY, "--plot-layers")}
+
+
+class RunFailed(Exception):
+    pass
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
+    p.add_argument("--quick", action="store_true",
+                   help="tiny data and ~20 steps a run: checks that everything runs (< 2 min), "
+                        "measures nothing worth reading")
+    p.add_argument("--explain", action="store_true",
+                   help="also run train.py without summaries, and with --summary-every "
+                        f"{STRESS_EVERY} but no figures, to show where an overhead comes from")
+    p.add_argument("--json", metavar="FILE", help="also save every number to FILE")
+    p.add_argument("--workdir", metavar="DIR",
+                   help="write data and run folders to DIR and keep them (default: a temporary folder)")
+    # (a), the plain fit: this script started again as a measured process of its own.
+    p.add_argument("--_plain-fit", metavar="DATASET", help=argparse.SUPPRESS)
+    p.add_argument("--_data-dir", help=argparse.SUPPRESS)
+    p.add_argument("--_steps", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--_out", help=argparse.SUPPRESS)
+    p.add_argument("--_cost-repeats", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--_pipeline-batches", type=int, default=0, help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args._plain_fit:
+        result = plain_fit(args._plain_fit, args._data_dir, args._steps, args._cost_repeats,
+                           args._pipeline_batches)
+        Path(args._out).write_text(json.dumps(result, indent=2) + "\n")
+        return 0
+
+    plan = QUICK if args.quick else FULL
+    if args.workdir:
+        work = Path(args.workdir)
+        work.mkdir(parents=True, exist_ok=True)
+        return benchmark(plan, work, args.explain, args.json)
+    with tempfile.TemporaryDirectory(prefix="avh-benchmark-") as tmp:
+        return benchmark(plan, Path(tmp), args.explain, args.json)
+
+
+def benchmark(plan, work, explain, json_path):
+    load_before = os.getloadavg()
+    data_dirs = write_data(work / "data", plan.scale)
+    runs = planned_runs(plan, data_dirs, work, explain)
+    try:
+        run_all(runs, plan.parallel)
+        results = collect(runs, plan)
+        summarise(results)
+    except RunFailed as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    results.update(machine=machine(), plan=dataclasses.asdict(plan), load_before=load_before,
+                   load_after=os.getloadavg())
+    print(report(results, plan))
+    if json_path:
+        Path(json_path).write_text(json.dumps(results, indent=2, default=str) + "\n")
+    return 0
+
+
+# -----------------------------------------------------------------------------
+# Data: full-size synthetic images in the official file layouts, read by datasets.load.
+
+def write_data(root, scale):
+    """{dataset: folder}: raw MNIST IDX files (no gzip, so loading stays cheap) and the extracted
+    cifar-10-batches-py/ folder, which is what datasets/ reads fastest."""
+    import fixtures
+
+    dirs = {}
+    for dataset, (n_train, n_test) in SHAPES.items():
+        n_train, n_test = max(int(n_train * scale), 320), max(int(n_test * scale), 256)
+        folder = root / dataset
+        if dataset == "mnist":
+            fixtures.write_mnist(folder, n_train=n_train, n_test=n_test, gz=False)
+        else:
+            fixtures.write_cifar10(folder, n_per_batch=n_train // 5, n_test=n_test, as_tar=False)
+        dirs[dataset] = folder
+    return dirs
+
+
+# -----------------------------------------------------------------------------
+# The runs: (a) plain fit, (b) train.py with default summaries, (c) with --summary-every 10,
+# and --jit / --mixed-precision, each a process of its own.
+
+@dataclasses.dataclass
+class Run:
+    name: str          # e.g. cifar10-b1, mnist-jit
+    dataset: str
+    kind: str          # a, b, c, one of EXPLAIN or one of VARIANTS
+    cmd: list
+    metrics: Path      # the JSON the process writes: train.py's metrics.json, or plain_fit's
+    log: Path
+    result: dict = None
+
+
+def planned_runs(plan, data_dirs, work, explain=False):
+    """Every run, in the order they run: per shape (a, b) alternately, so that a slow drift of
+    the machine hits both alike, with (c) after the first pair; the first (a) also times one
+    summary event in-process."""
+    runs = []
+    for dataset, data_dir in data_dirs.items():
+        steps = plan.steps[dataset]
+        for repeat in range(plan.repeats):
+            runs.append(plain_fit_run(f"{dataset}-a{repeat}", dataset, data_dir, steps, work,
+                                      cost_repeats=plan.cost_repeats if repeat == 0 else 0,
+                                      pipeline_batches=plan.pipeline_batches))
+            runs.append(train_run(f"{dataset}-b{repeat}", "b", dataset, data_dir, steps, work))
+            if repeat == 0:
+                runs.append(train_run(f"{dataset}-c", "c", dataset, data_dir, steps, work,
+                                      "--summary-every", STRESS_EVERY))
+        if explain:
+            for kind, flags in EXPLAIN.items():
+                runs.append(train_run(f"{dataset}-{kind}", kind, dataset, data_dir, steps, work,
+                                      *flags))
+    for flag in VARIANTS:
+        runs.append(train_run(f"mnist{flag[1:]}", flag, "mnist", data_dirs["mnist"],
+                              plan.variant_steps, work, flag, "--summary-every", plan.variant_every))
+    return runs
+
+
+def train_run(name, kind, dataset, data_dir, steps, work, *flags):
+    run_dir = work / "logs" / name
+    cmd = [sys.executable, str(TRAIN), "--dataset", dataset, "--data-dir", str(data_dir),
+           "--max-steps", str(steps), "--logdir", str(run_dir.parent), "--run-name", name,
+           *map(str, flags)]
+    return Run(name, dataset, kind, cmd, run_dir / "metrics.json", work / f"{name}.log")
+
+
+def plain_fit_run(name, dataset, data_dir, steps, work, cost_repeats, pipeline_batches):
+    out = work / f"{name}.json"
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--_plain-fit", dataset,
+           "--_data-dir", str(data_dir), "--_steps", str(steps), "--_out", str(out),
+           "--_cost-repeats", str(cost_repeats), "--_pipeline-batches", str(pipeline_batches)]
+    return Run(name, dataset, "a", cmd, out, work / f"{name}.log")
+
+
+def run_all(runs, parallel):
+    """Run `runs` in order, `parallel` at a time, each with its own peak RSS and wall time."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
+    waiting, running = list(runs), {}
+    while waiting or running:
+        while waiting and len(running) < parallel:
+            run = waiting.pop(0)
+            with open(run.log, "w") as log:
+                proc = subprocess.Popen(run.cmd, stdout=log, stderr=subprocess.STDOUT,
+                                        cwd=REPO_ROOT, env=env)
+            running[proc.pid] = (run, proc, time.perf_counter())
+        # wait4 reports the finished child's own peak RSS; getrusage(RUSAGE_CHILDREN) would be
+        # the maximum over every child waited for so far.
+        pid, status, usage = os.wait4(-1, 0)
+        if pid not in running:
+            continue
+        run, proc, start = running.pop(pid)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            for _, other, _ in running.values():
+                other.kill()
+                other.wait()
+            tail = "".join(run.log.read_text().splitlines(keepends=True)[-15:])
+            raise RunFailed(f"{run.name} ({' '.join(run.cmd)}) exited with {proc.returncode}:\n{tail}")
+        kib = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
+        run.result = {"peak_rss": usage.ru_maxrss * kib,
+                      "wall_seconds": time.perf_counter() - start, **read_json(run.metrics)}
+        print(f"  {run.name}: {run.result['examples_per_sec']:.0f} examples/s, first step after "
+              f"{run.result['seconds_to_first_step']:.1f} s, peak RSS {run.result['peak_rss'] / GB:.2f} GB, "
+              f"{run.result['wall_seconds']:.0f} s in all (load {os.getloadavg()[0]:.2f})",
+              file=sys.stderr, flush=True)
+
+
+def collect(runs, plan):
+    """The runs' numbers by shape and kind, plus what their event files hold."""
+    import train  # noqa: F401  (TensorFlow, whose start-up chatter train.py silences; the tags need it)
+
+    results = {"shapes": {}, "variants": {}}
+    for run in runs:
+        result = dict(run.result)
+        if run.kind in VARIANTS:
+            run_dir = run.metrics.parent
+            result.update(run_dir=str(run_dir), logged=logged_dtypes(run_dir),
+                          dtype_policy=read_json(run_dir / "config.json")["resolved"]["dtype_policy"])
+            results["variants"][run.kind] = result
+            continue
+        shape = results["shapes"].setdefault(run.dataset, {"steps": plan.steps[run.dataset],
+                                                           "runs": {"a": [], "b": [], "c": []}})
+        shape["runs"].setdefault(run.kind, [])
+        if run.kind == "a":
+            # The fit's own peak, read before the process went on to time a summary event.
+            result["peak_rss"] = result.pop("fit_peak_rss")
+            costs = result.pop("costs")
+            if costs:
+                shape["costs"] = costs
+        else:
+            result.update(run_dir=str(run.metrics.parent), **count_figures(run.metrics.parent))
+        shape["runs"][run.kind].append(result)
+    return results
+
+
+def read_json(path):
+    return json.loads(Path(path).read_text())
+
+
+# -----------------------------------------------------------------------------
+# --jit and --mixed-precision: they run on a CPU, and the activations are logged as float32.
+
+def logged_dtypes(run_dir):
+    """What the run's event files hold for each layer: the dtype of its histogram and stats
+    tensors, and whether the histogram's extremes (its first left and last right bucket edge
+    are the exact min and max) have only bfloat16 precision, i.e. were computed in 16 bits."""
+    import numpy as np
+    from model import LAYERS, layer_tag
+    from runs import read_events
+    from summaries import HISTOGRAM_TAG, STAT_TAG
+
+    events = read_events(run_dir)
+    layers = {}
+    for k in range(1, len(LAYERS) + 1):
+        layer = layer_tag(k)
+        histograms = events.get(HISTOGRAM_TAG.format(layer=layer), [])
+        means = events.get(STAT_TAG.format(layer=layer, stat="mean"), [])
+        if not histograms or not means:
+            raise RunFailed(f"{run_dir}: no activation summaries of layer {layer}")
+        _, buckets = histograms[-1]
+        extremes = np.array([buckets[0, 0], buckets[-1, 1]], np.float32)
+        layers[layer] = {"events": len(histograms), "histogram_dtype": str(buckets.dtype),
+                         "stats_dtype": str(means[-1][1].dtype),
+                         "bfloat16_precision": bool(np.all(extremes.view(np.uint32) & 0xFFFF == 0))}
+    return layers
+
+
+def count_figures(run_dir):
+    """(summary events, figure events) in a run's logs: figures are skipped while others draw."""
+    from model import layer_tag
+    from runs import read_events
+    from summaries import HISTOGRAM_TAG, PLOT_TAG
+
+    events = read_events(run_dir)
+    return {"summary_events": len(events.get(HISTOGRAM_TAG.format(layer=layer_tag(1)), [])),
+            "figure_events": len(events.get(PLOT_TAG.format(layer=layer_tag(3), kind="map"), []))}
+
+
+# -----------------------------------------------------------------------------
+# (a) and the in-process timings: this script started as `benchmark.py --_plain-fit DATASET`.
+
+def plain_fit(dataset, data_dir, max_steps, cost_repeats, pipeline_batches):
+    """(a): what a user would compare with. train.py's model, settings and input pipeline and one
+    fit() per epoch like train.py, but no callback except a clock that measures exactly what
+    train.py's examples_per_sec does: on_train_begin..on_train_end of each fit(), summed, over
+    the steps run. The clock has no on_train_batch_end, so Keras dispatches the batch-end
+    callbacks asynchronously, as it does for a plain fit. Then, if `cost_repeats`, the same
+    process times one summary event and the input pipeline alone."""
+    import resource
+
+    import train  # TensorFlow, Keras, tfplot: the same imports, so the same start-up cost
+    import keras
+
+    import datasets
+    import ops
+    from model import build_model, conv_filters
+
+    class FitClock(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seconds, self.steps, self.first_step_at = 0.0, 0, None
+
+        def on_train_begin(self, logs=None):
+            self._start = time.perf_counter()
+
+        def on_train_batch_begin(self, batch, logs=None):
+            if self.steps == 1 and self.first_step_at is None:  # the first step has ended
+                self.first_step_at = time.perf_counter() - PROCESS_START
+            self.steps += 1
+
+        def on_train_end(self, logs=None):
+            self.seconds += time.perf_counter() - self._start
+            if self.first_step_at is None:  # a one-step run
+                self.first_step_at = time.perf_counter() - PROCESS_START
+
+    cfg = train.Config(dataset=dataset, data_dir=data_dir, max_steps=max_steps)
+    norm, init, dropout_kind = ops.resolve(cfg.activation, cfg.norm, cfg.init, cfg.dropout_kind)
+    keras.utils.set_random_seed(cfg.seed)
+    data = datasets.load(cfg.dataset, cfg.data_dir)
+    batches, standardise = input_pipeline(data, cfg.batch_size, cfg.seed)
+    model = build_model(data.image_shape, data.num_classes, conv_filters(cfg.dataset),
+                        cfg.activation, norm, init, dropout_kind, cfg.dropout)
+    model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate, global_clipnorm=cfg.clip_norm),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"], jit_compile=True if cfg.jit else "auto")
+    clock = FitClock()
+    steps_per_epoch = math.ceil(len(data.x_train) / cfg.batch_size)
+    step = 0
+    while step < max_steps:
+        epoch, done_in_epoch = divmod(step, steps_per_epoch)
+        steps = min(steps_per_epoch - done_in_epoch, max_steps - step)
+        model.fit(batches(epoch, skip=done_in_epoch), initial_epoch=epoch, epochs=epoch + 1,
+                  steps_per_epoch=steps, shuffle=False, callbacks=[clock], verbose=0)
+        step += steps
+    kib = 1 if sys.platform == "darwin" else 1024
+    result = {"steps": clock.steps, "examples_per_sec": clock.steps * cfg.batch_size / clock.seconds,
+              "seconds_to_first_step": clock.first_step_at,
+              "fit_peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * kib, "costs": None}
+    if cost_repeats:
+        probe_images = standardise(data.x_test[:train.PROBE_SIZE])
+        result["costs"] = summary_costs(model, probe_images, cfg.plot_layers, cost_repeats)
+        result["costs"]["pipeline_examples_per_sec"] = pipeline_rate(
+            batches, cfg.batch_size, min(pipeline_batches, steps_per_epoch - 1))
+    return result
+
+
+def input_pipeline(data, batch_size, seed):
+    """(train.py's batches(epoch, skip), its standardise): uint8 arrays in memory, shuffled by a
+    pure function of (seed, epoch), standardised per batch. A copy of the pipeline that train()
+    builds inside itself; keep the two alike."""
+    import tensorflow as tf
+
+    import train
+
+    mean, std = train.channel_stats(data.x_train)
+    mean_t, std_t = tf.constant(mean, tf.float32), tf.constant(std, tf.float32)
+    x_train, y_train = tf.constant(data.x_train), tf.constant(data.y_train)
+    n_train = len(data.x_train)
+
+    def standardise(images):
+        return (tf.cast(images, tf.float32) - mean_t) / std_t
+
+    def batches(epoch, skip=0):
+        order = tf.random.experimental.stateless_shuffle(tf.range(n_train), seed=[seed, epoch])
+        return (tf.data.Dataset.from_tensor_slices(order)
+                .batch(batch_size).skip(skip)
+                .map(lambda i: (standardise(tf.gather(x_train, i)), tf.gather(y_train, i)),
+                     num_parallel_calls=tf.data.AUTOTUNE)
+                .prefetch(tf.data.AUTOTUNE))
+
+    return batches, standardise
+
+
+def summary_costs(model, probe_images, plot_layers, repeats):
+    """ms for one summary event, split as train.py splits the work: histograms + stats of the
+    probe batch (ActivationLogger, on the training thread; and the probe's forward pass alone,
+    for scale) and the figures (FigureRenderer's work for one event, timed on this thread)."""
+    import tensorflow as tf
+
+    from model import probe_model
+    from summaries import ActivationLogger, FigureRenderer
+
+    probe = probe_model(model)
+    with tempfile.TemporaryDirectory() as logdir:
+        # train.py's writer: events stay in memory until a checkpoint flushes them.
+        writer = tf.summary.create_file_writer(logdir, max_queue=1_000_000, flush_millis=10**9)
+        logger = ActivationLogger(probe, probe_images, writer, 1, plot_layers, figures=None)
+        forward = tf.function(lambda images: probe(images, training=False))
+        outputs = forward(probe_images)  # first calls trace: not timed
+        logger.log(0)
+        forward_s = timings(lambda i: forward(probe_images), repeats)
+        summary_s = timings(lambda i: logger.log(i + 1), repeats)
+
+        layers = {k: outputs[k - 1].numpy() for k in plot_layers}
+        renderer = FigureRenderer(writer)
+        draw = lambda i: renderer._draw_and_log(i, layers)  # one event's figures, on this thread
+        first_figures_s = timings(draw, 1)  # includes matplotlib's first-use costs (fonts)
+        figures_s = timings(draw, repeats)
+        renderer.close()
+        if renderer.failed:
+            raise RuntimeError(f"figures failed: {renderer.failed}")
+        flush_s = timings(lambda i: writer.flush(), 1)
+    return {"probe_size": int(probe_images.shape[0]), "plot_layers": list(plot_layers),
+            "repeats": repeats, "probe_forward_ms": ms(forward_s),
+            "histograms_stats_ms": ms(summary_s), "figures_ms": ms(figures_s),
+            "first_figures_ms": ms(first_figures_s), "flush_ms": ms(flush_s)}
+
+
+def pipeline_rate(batches, batch_size, n_batches):
+    """Examples/s of the input pipeline on its own, after its start-up."""
+    iterator = iter(batches(0))
+    next(iterator)
+    start = time.perf_counter()
+    for _ in range(n_batches):
+        next(iterator)
+    return n_batches * batch_size / (time.perf_counter() - start)
+
+
+def timings(fn, repeats):
+    seconds = []
+    for i in range(repeats):
+        start = time.perf_counter()
+        fn(i)
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def ms(seconds):
+    return {"mean": 1000 * statistics.fmean(seconds), "min": 1000 * min(seconds),
+            "max": 1000 * max(seconds)}
+
+
+# -----------------------------------------------------------------------------
+# Report: a Markdown table and the lines around it.
+
+def machine():
+    model = next((line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")),
+                 platform.processor() or platform.machine())
+    versions = {}
+    for package in ("tensorflow", "keras", "matplotlib"):
+        try:
+            from importlib.metadata import version
+            versions[package] = version(package)
+        except Exception:
+            versions[package] = "?"
+    return {"cpu": model, "cores": len(os.sched_getaffinity(0)), "python": platform.python_version(),
+            **versions}
+
+
+def _cpuinfo():
+    try:
+        return Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return []
+
+
+def summarise(results):
+    """Adds each shape's means and ratios (`summary`) to `results`."""
+    for shape in results["shapes"].values():
+        runs = shape["runs"]
+        a, b, c = (statistics.fmean(r["examples_per_sec"] for r in runs[k]) for k in "abc")
+        shape["summary"] = {
+            "a": a, "b": b, "c": c, "b/a": b / a, "c/a": c / a,
+            "b/a_pairs": [rb["examples_per_sec"] / ra["examples_per_sec"]
+                          for ra, rb in zip(runs["a"], runs["b"])],
+            "first_step_s": {k: statistics.fmean(r["seconds_to_first_step"] for r in runs[k])
+                             for k in "abc"},
+            "peak_rss_gb": {k: max(r["peak_rss"] for r in runs[k]) / GB for k in "abc"},
+            **{f"{kind}/a": statistics.fmean(r["examples_per_sec"] for r in runs[kind]) / a
+               for kind in EXPLAIN if kind in runs},
+        }
+
+
+def report(results, plan):
+    from train import Config
+
+    m, shapes, defaults = results["machine"], results["shapes"], Config()
+    s = {d: shape["summary"] for d, shape in shapes.items()}
+    quick = " (--quick: a smoke test, its numbers mean nothing)" if plan is QUICK else ""
+    lines = [
+        f"## avh benchmark: what the activation summaries cost{quick}",
+        "",
+        f"machine: {m['cpu']}, {m['cores']} cores; TensorFlow {m['tensorflow']}, Keras {m['keras']}, "
+        f"Python {m['python']}; load average {results['load_before'][0]:.2f} before, "
+        f"{results['load_after'][0]:.2f} after",
+        f"runs: synthetic images in the official file layouts, train.py's defaults "
+        f"({defaults.activation}, batch {defaults.batch_size}, summaries every "
+        f"{defaults.summary_every} steps, checkpoints every {defaults.checkpoint_every}); "
+        + ", ".join(f"{d} {shape['steps']} steps" for d, shape in shapes.items())
+        + " a run"
+        + (f"; (a) and (b) ran {plan.repeats} times, alternately: b/a is the ratio of their means "
+           f"(range over the pairs)" if plan.repeats > 1 else ""),
+        "",
+        f"| shape | a: plain fit ex/s | b: train.py ex/s | c: --summary-every {STRESS_EVERY} ex/s "
+        f"| b/a | c/a "
+        "| first step s (a / b) | peak RSS GB (a / b / c) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for dataset, x in s.items():
+        pairs = x["b/a_pairs"]
+        spread = f" ({min(pairs):.3f}-{max(pairs):.3f})" if len(pairs) > 1 else ""
+        first, rss = x["first_step_s"], x["peak_rss_gb"]
+        lines.append(f"| {SHAPE_NAMES[dataset]} | {x['a']:.0f} | {x['b']:.0f} | {x['c']:.0f} "
+                     f"| {x['b/a']:.3f}{spread} | {x['c/a']:.3f} | {first['a']:.1f} / {first['b']:.1f} "
+                     f"| {rss['a']:.2f} / {rss['b']:.2f} / {rss['c']:.2f} |")
+    cifar = s["cifar10"]
+    lines += ["", "targets (information, not a test): " + "; ".join([
+        *(f"b/a >= {TARGETS['b/a']} {d} {_verdict(x['b/a'] >= TARGETS['b/a'])}" for d, x in s.items()),
+        f"c/a >= {TARGETS['c/a']} cifar10 {_verdict(cifar['c/a'] >= TARGETS['c/a'])}",
+        f"peak RSS < {TARGETS['peak_rss_gb']} GB cifar10 "
+        f"{_verdict(max(cifar['peak_rss_gb'].values()) < TARGETS['peak_rss_gb'])}"])]
+
+    costs = {d: shape["costs"] for d, shape in shapes.items()}
+    some = next(iter(costs.values()))
+    lines += ["", f"one summary event, probe batch of {some['probe_size']} images, ms "
+                  f"(mean of {some['repeats']}):"]
+    for dataset, cost in costs.items():
+        b, c = shapes[dataset]["runs"]["b"][0], shapes[dataset]["runs"]["c"][0]
+        lines.append(
+            f"- {dataset}: histograms + stats {cost['histograms_stats_ms']['mean']:.0f} on the "
+            f"training thread (the probe's forward pass alone: {cost['probe_forward_ms']['mean']:.0f}); "
+            f"figures of layers {', '.join(map(str, cost['plot_layers']))} "
+            f"{cost['figures_ms']['mean']:.0f} on the figure thread (the first: "
+            f"{cost['first_figures_ms']['mean']:.0f}); flush {cost['flush_ms']['mean']:.0f}. "
+            f"Figures logged: b {b['figure_events']} of {b['summary_events']} events, "
+            f"c {c['figure_events']} of {c['summary_events']}")
+    lines.append("- input pipeline alone: " + ", ".join(
+        f"{d} {cost['pipeline_examples_per_sec']:.0f} ex/s "
+        f"({cost['pipeline_examples_per_sec'] / s[d]['a']:.0f}x the plain fit)"
+        for d, cost in costs.items()))
+
+    if any(f"{kind}/a" in x for kind in EXPLAIN for x in s.values()):
+        lines += ["", "where it comes from (--explain), ratios to (a): " + "; ".join(
+            f"{d}: train.py with --summary-every 0 {x['off/a']:.3f}, with --summary-every "
+            f"{STRESS_EVERY} but no figures {x['c-nofigures/a']:.3f}" for d, x in s.items())]
+
+    lines += ["", f"variants (mnist, {plan.variant_steps} steps, summaries every "
+                  f"{plan.variant_every}; ex/s include compiling):"]
+    for flag, v in results["variants"].items():
+        logged = v["logged"]
+        dtypes = sorted({f"histograms {x['histogram_dtype']}, stats {x['stats_dtype']}"
+                         for x in logged.values()})
+        bf16 = [layer for layer, x in logged.items() if x["bfloat16_precision"]]
+        lines.append(f"- {flag}: ran, policy {v['dtype_policy']}, {v['examples_per_sec']:.0f} ex/s; "
+                     f"logged {'; '.join(dtypes)} for {len(logged)} layers; extremes with only "
+                     f"bfloat16 precision: {', '.join(bf16) or 'none'}")
+    return "\n".join(lines)
+
+
+def _verdict(met):
+    return "met" if met else "MISSED"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

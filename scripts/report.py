@@ -1,0 +1,399 @@
+"""Draw what the runs under a TensorBoard root did to their activations: PNG figures and one
+self-contained HTML page, read from the event files with TensorBoard's own reader.
+
+    python scripts/report.py logs/cifar10-compare-20250101-120000 [-o OUT]
+
+It only reads run folders; it writes nothing outside OUT.
+"""
+import argparse
+import base64
+import html
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global figure state
+from matplotlib.ticker import MaxNLocator, PercentFormatter
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+# Tag names come from summaries, which imports TensorFlow; so does TensorBoard's event reader
+# when TensorFlow is installed. Importing train first loads it with its C++ start-up notes
+# silenced (about 6 s on 2 cores), so that a bad command line still prints one line.
+from train import quiet_stderr  # noqa: E402
+
+with quiet_stderr():
+    from tensorboard.backend.event_processing import event_accumulator, plugin_event_accumulator
+    from tensorboard.plugins.image import metadata as image_metadata
+    from tensorboard.util import tensor_util
+
+    from model import LAYERS, layer_tag
+    from ops import ACTIVATIONS
+    from summaries import HISTOGRAM_TAG, STAT_TAG, TEST_TAG
+
+HISTOGRAM_LAYERS = (3, 4)                 # the layers whose last histograms are drawn
+# Names from summaries.STATS (a test checks): the two with a SELU target, and the third.
+STAT_TARGETS = {"mean": 0.0, "std": 1.0}  # SELU's fixed point: zero mean, unit variance
+NONPOSITIVE = "nonpositive_fraction"
+TEST_METRICS = ("accuracy", "loss")
+EVENTS_PREFIX = "events.out.tfevents."
+DPI = 100
+MAX_COLUMNS = 4                           # histogram panels side by side; more runs wrap
+# Settings that may differ between runs without spoiling the comparison.
+PER_RUN_SETTINGS = {"activation", "run_name", "logdir", "data_dir", "resolved", "versions", "data"}
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit code 2."""
+
+
+@dataclass
+class Run:
+    label: str            # the run's folder relative to LOGROOT
+    folder: Path
+    config: dict
+    metrics: dict | None  # None while the run is unfinished
+    events: dict          # tag -> {step: numpy value}, the last value written for each step
+
+    @property
+    def activation(self):
+        return self.config.get("activation", "?")
+
+    def series(self, tag):
+        """(steps, float values) of a scalar tag, in step order; empty arrays if never logged."""
+        points = sorted(self.events.get(tag, {}).items())
+        return (np.array([s for s, _ in points], dtype=np.int64),
+                np.array([float(v) for _, v in points], dtype=np.float64))
+
+    def last(self, tag):
+        """(step, value) of the last step logged for `tag`, or None."""
+        points = self.events.get(tag)
+        return max(points.items(), key=lambda item: item[0]) if points else None
+
+    def last_step(self):
+        return max((max(points) for points in self.events.values() if points), default=0)
+
+
+# -----------------------------------------------------------------------------
+# Reading the runs.
+
+def find_runs(root):
+    """Folders under `root` (itself included, at any depth) holding a config.json and an event
+    file, in a stable order."""
+    found = []
+    for folder, subfolders, files in os.walk(root):
+        subfolders.sort()
+        if "config.json" in files and any(name.startswith(EVENTS_PREFIX) for name in files):
+            found.append(Path(folder))
+    return found
+
+
+def read_run(root, folder):
+    """A Run from its folder: settings, final metrics if any, and every summary we draw."""
+    config = json.loads((folder / "config.json").read_text())
+    if not isinstance(config, dict):
+        raise ValueError("config.json does not hold an object")
+    metrics_path = folder / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else None
+    label = folder.relative_to(root).as_posix()
+    return Run(label if label != "." else folder.resolve().name, folder, config, metrics,
+               read_events(folder))
+
+
+def read_events(folder):
+    """{tag: {step: value}} for the scalar and histogram tags of this app, from all of the
+    folder's event files (a resumed run has several) via TensorBoard's EventAccumulator."""
+    accumulator = plugin_event_accumulator.EventAccumulator(
+        str(folder),
+        size_guidance={event_accumulator.TENSORS: 0},  # 0 keeps every step, not a sample of 10
+        tensor_size_guidance={image_metadata.PLUGIN_NAME: 1})  # figures are not drawn here
+    accumulator.Reload()
+    wanted = set(wanted_tags())
+    events = {}
+    for tag in accumulator.Tags()[event_accumulator.TENSORS]:
+        if tag in wanted:
+            events[tag] = {event.step: tensor_util.make_ndarray(event.tensor_proto)
+                           for event in accumulator.Tensors(tag)}
+    return events
+
+
+def wanted_tags():
+    for k in range(1, len(LAYERS) + 1):
+        layer = layer_tag(k)
+        yield HISTOGRAM_TAG.format(layer=layer)
+        for stat in (*STAT_TARGETS, NONPOSITIVE):
+            yield STAT_TAG.format(layer=layer, stat=stat)
+    for metric in TEST_METRICS:
+        yield TEST_TAG.format(metric=metric)
+
+
+def activation_order(run):
+    """SELU, ReLU, LeakyReLU (ops.ACTIVATIONS order), then by folder."""
+    known = run.activation in ACTIVATIONS
+    return (ACTIVATIONS.index(run.activation) if known else len(ACTIVATIONS), run.label)
+
+
+def load_runs(root):
+    """The readable runs under `root` in activation order; one warning line per unreadable one."""
+    runs = []
+    for folder in find_runs(root):
+        try:
+            runs.append(read_run(root, folder))
+        except (OSError, ValueError) as err:
+            print(f"warning: skipped {folder}: cannot read its config.json or metrics.json ({err})",
+                  file=sys.stderr)
+    return sorted(runs, key=activation_order)
+
+
+# -----------------------------------------------------------------------------
+# Figures: one colour per run, the same in every figure.
+
+def colour(i):
+    return f"C{i % 10}"
+
+
+def plot_stats(runs, path):
+    """One row per layer: mean and std of its activations on the probe batch over training,
+    one line per run, the SELU targets 0 and 1 dashed."""
+    fig = Figure(figsize=(11, 2.1 * len(LAYERS) + 0.8), layout="constrained")
+    axes = fig.subplots(len(LAYERS), len(STAT_TARGETS), sharex=True, squeeze=False)
+    for row, k in enumerate(range(1, len(LAYERS) + 1)):
+        for col, (stat, target) in enumerate(STAT_TARGETS.items()):
+            ax = axes[row, col]
+            ax.axhline(target, color="0.35", ls="--", lw=1)
+            for i, run in enumerate(runs):
+                steps, values = run.series(STAT_TAG.format(layer=layer_tag(k), stat=stat))
+                ax.plot(steps, values, marker=".", ms=4, color=colour(i), label=run.label)
+            ax.set_title(f"{layer_tag(k)}: {stat} (SELU target {target:g})", fontsize=10)
+            ax.grid(alpha=0.3)
+    for ax in axes[-1]:
+        ax.set_xlabel("step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    _legend(fig, axes[0, 0], len(runs))
+    fig.savefig(path, dpi=DPI)
+
+
+def plot_histograms(runs, path):
+    """One block of panels per layer (3 and 4), runs side by side, up to MAX_COLUMNS a row. Each
+    panel is the activation histogram of the probe batch at the run's last summary step, as a
+    density, with the N(0, 1) density dashed; panels of a layer share their axes' limits."""
+    columns = min(len(runs), MAX_COLUMNS)
+    rows = math.ceil(len(runs) / columns)  # per layer
+    fig = Figure(figsize=(3.4 * columns + 0.4, 3.0 * rows * len(HISTOGRAM_LAYERS) + 0.4),
+                 layout="constrained")
+    grid = fig.subplots(rows * len(HISTOGRAM_LAYERS), columns, squeeze=False)
+    for block, k in enumerate(HISTOGRAM_LAYERS):
+        layer = layer_tag(k)
+        panels = grid[block * rows:(block + 1) * rows].ravel()
+        for ax in panels[len(runs):]:
+            ax.set_axis_off()
+        axes = panels[:len(runs)]
+        lo, hi, top = -4.0, 4.0, 0.45  # at least the N(0, 1) bulk, so panels compare at a glance
+        for i, (ax, run) in enumerate(zip(axes, runs)):
+            last = run.last(HISTOGRAM_TAG.format(layer=layer))
+            if last is None:
+                ax.set_title(f"{run.label}: {layer}", fontsize=9)
+                ax.text(0.5, 0.5, "no histogram logged", ha="center", va="center",
+                        transform=ax.transAxes)
+                continue
+            step, buckets = last
+            left, right, counts = np.asarray(buckets, dtype=np.float64).T
+            lo, hi = min(lo, left.min()), max(hi, right.max())
+            top = max(top, draw_buckets(ax, left, right, counts, colour(i)))
+            ax.set_title(f"{run.label}: {layer}, step {step}", fontsize=9)
+            ax.text(0.98, 0.97, describe(run, layer, step), ha="right", va="top", fontsize=8,
+                    transform=ax.transAxes, bbox={"facecolor": "white", "alpha": 0.8, "lw": 0})
+        x = np.linspace(lo, hi, 400)
+        for ax in axes:
+            ax.plot(x, np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi), "k--", lw=1, label="N(0, 1)")
+            ax.set_xlim(lo, hi)
+            # A ReLU spike at 0 can be 50x the N(0, 1) peak: clip it so the shapes stay visible.
+            ax.set_ylim(0, min(top, 1.2) * 1.05)
+            ax.set_xlabel("activation")
+            ax.set_ylabel("density")
+        axes[0].legend(fontsize=8, loc="upper left")
+    fig.savefig(path, dpi=DPI)
+
+
+def draw_buckets(ax, left, right, counts, face):
+    """Draw stored histogram buckets ([left, right, count] rows) as a density; returns the peak."""
+    total = counts.sum()
+    if total == 0:
+        return 0.0
+    widths = right - left
+    if not (widths > 0).any():  # every value was the same: TensorBoard stores zero-width buckets
+        ax.axvline(right.max(), color=face, lw=3, label=f"all values = {right.max():.3g}")
+        return 0.0
+    density = counts / (total * np.where(widths > 0, widths, np.inf))
+    ax.stairs(density, np.append(left, right[-1]), fill=True, color=face, alpha=0.6)
+    return float(density.max())
+
+
+def describe(run, layer, step):
+    """'mean +0.01 / std 0.98 / <=0: 50%' (three lines) from the scalar summaries at `step`."""
+    values = {stat: run.events.get(STAT_TAG.format(layer=layer, stat=stat), {}).get(step)
+              for stat in (*STAT_TARGETS, NONPOSITIVE)}
+    if any(v is None for v in values.values()):
+        return ""
+    return (f"mean {float(values['mean']):+.2f}\nstd {float(values['std']):.2f}\n"
+            f"<=0: {float(values[NONPOSITIVE]):.0%}")
+
+
+def plot_test_curves(runs, path):
+    """Test accuracy and loss over training, one line per run."""
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    axes = fig.subplots(1, len(TEST_METRICS), squeeze=False)[0]
+    for ax, metric in zip(axes, TEST_METRICS):
+        for i, run in enumerate(runs):
+            steps, values = run.series(TEST_TAG.format(metric=metric))
+            ax.plot(steps, values, marker="o", ms=4, color=colour(i), label=run.label)
+        ax.set_title(f"test {metric}", fontsize=10)
+        ax.set_xlabel("step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    axes[TEST_METRICS.index("accuracy")].yaxis.set_major_formatter(PercentFormatter(1.0))
+    _legend(fig, axes[0], len(runs))
+    fig.savefig(path, dpi=DPI)
+
+
+def _legend(fig, ax, n_runs):
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside upper center", ncols=min(n_runs, 4), fontsize=9)
+
+
+FIGURES = {  # file name -> (drawing function, heading on the page)
+    "stats.png": (plot_stats, "Activation mean and std per layer over training"),
+    "histograms.png": (plot_histograms,
+                       "Activation histograms of layers "
+                       f"{' and '.join(layer_tag(k) for k in HISTOGRAM_LAYERS)} at the last step"),
+    "test_curves.png": (plot_test_curves, "Test accuracy and loss"),
+}
+
+
+# -----------------------------------------------------------------------------
+# The page.
+
+def metrics_rows(runs):
+    """Table rows (strings): run, activation, dataset, steps, test accuracy, test loss, examples/s."""
+    rows = []
+    for run in runs:
+        m = run.metrics
+        if m is None:
+            tail = [f"{run.last_step()} (unfinished)", "-", "-", "-"]
+        else:
+            tail = [str(m.get("steps", "?")), _number(m.get("test_accuracy"), "{:.2%}"),
+                    _number(m.get("test_loss"), "{:.4f}"),
+                    _number(m.get("examples_per_sec"), "{:.0f}")]
+        rows.append([run.label, run.activation, str(run.config.get("dataset", "?")), *tail])
+    return rows
+
+
+def _number(value, fmt):
+    return fmt.format(value) if isinstance(value, (int, float)) else "-"
+
+
+TABLE_HEADER = ("run", "activation", "dataset", "steps", "test accuracy", "test loss", "examples/s")
+
+
+def differing_settings(runs):
+    """Settings other than the activation's own that differ between the runs, e.g. 'seed: 0, 1'."""
+    keys = sorted({k for run in runs for k in run.config} - PER_RUN_SETTINGS)
+    notes = []
+    for key in keys:
+        values = [json.dumps(run.config.get(key)) for run in runs]
+        if len(set(values)) > 1:
+            notes.append(f"{key}: {', '.join(dict.fromkeys(values))}")
+    return notes
+
+
+def write_html(root, runs, out):
+    """report.html: the metrics table and the PNGs embedded as data URIs (one file to send)."""
+    e = html.escape
+    head = "".join(f"<th>{e(h)}</th>" for h in TABLE_HEADER)
+    body = "".join("<tr>" + "".join(f"<td>{e(cell)}</td>" for cell in row) + "</tr>\n"
+                   for row in metrics_rows(runs))
+    differ = differing_settings(runs)
+    warning = (f"<p class=warn>These runs differ in more than the activation: "
+               f"{e('; '.join(differ))}.</p>" if differ else "")
+    sections = "".join(
+        f"<h2>{e(heading)}</h2>\n<img alt=\"{e(name)}\" src=\"data:image/png;base64,"
+        f"{base64.b64encode((out / name).read_bytes()).decode('ascii')}\">\n"
+        for name, (_, heading) in FIGURES.items())
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>Activations report: {e(str(root))}</title>
+<style>
+body {{ font-family: sans-serif; margin: 2em; max-width: 1400px; }}
+table {{ border-collapse: collapse; }}
+th, td {{ border: 1px solid #bbb; padding: 0.3em 0.8em; text-align: right; }}
+th:nth-child(-n+3), td:nth-child(-n+3) {{ text-align: left; }}
+img {{ max-width: 100%; }}
+.warn {{ color: #a40; }}
+</style></head>
+<body>
+<h1>Activations report</h1>
+<p>{len(runs)} run(s) under <code>{e(str(root))}</code>, drawn {e(time.strftime('%Y-%m-%d %H:%M'))}.</p>
+<table><tr>{head}</tr>
+{body}</table>
+{warning}
+{sections}</body></html>
+"""
+    (out / "report.html").write_text(page, encoding="utf-8")
+
+
+# -----------------------------------------------------------------------------
+
+def build_parser():
+    p = argparse.ArgumentParser(
+        description="Draw per-layer activation statistics, histograms and test curves of the runs "
+                    "under LOGROOT (PNG figures and one self-contained report.html).")
+    p.add_argument("logroot", metavar="LOGROOT",
+                   help="a TensorBoard root: run folders (config.json + events) at any depth")
+    p.add_argument("-o", "--out", metavar="OUT", help="output folder (default: LOGROOT/report)")
+    p.error = lambda message: _usage_error(message)
+    return p
+
+
+def _usage_error(message):
+    print(f"error: {message} (see --help)", file=sys.stderr)
+    sys.exit(2)
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    root = Path(args.logroot)
+    out = Path(args.out) if args.out else root / "report"
+    try:
+        if not root.is_dir():
+            raise UsageError(f"{root}: no such folder")
+        runs = load_runs(root)
+        if not runs:
+            raise UsageError(f"no runs of this app under {root} (folders with config.json and "
+                             f"an {EVENTS_PREFIX}* file)")
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise UsageError(f"cannot create {out}: {err.strerror or err}")
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    try:
+        for name, (draw, _) in FIGURES.items():
+            draw(runs, out / name)
+        write_html(root, runs, out)
+    except OSError as err:
+        print(f"error: cannot write {err.filename or out}: {err.strerror or err}", file=sys.stderr)
+        return 2
+    print(f"{len(runs)} run(s): {', '.join(run.label for run in runs)}")
+    print(f"wrote {', '.join(str(out / name) for name in (*FIGURES, 'report.html'))}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
