@@ -13,6 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 import tfplot
+from tensorboard.plugins.histogram import metadata as histogram_metadata
 from mpl_toolkits.axes_grid1 import make_axes_locatable
 
 from model import layer_tag
@@ -26,8 +27,11 @@ PLOT_KINDS = ("map", "histogram")
 TRAIN_TAG = "train/{metric}"                          # metric: loss, accuracy
 TEST_TAG = "test/{metric}"
 
+HISTOGRAM_BUCKETS = 30  # TensorBoard's default
+FIGURE_BINS = 80
 FIGURE_INCHES = 4.0
 FIGURE_DPI = 80
+_HISTOGRAM_METADATA = histogram_metadata.create_summary_metadata(display_name=None, description=None)
 
 
 class StepCallback(keras.callbacks.Callback):
@@ -68,25 +72,50 @@ class ActivationLogger(StepCallback):
             return
         self.last_step = step
         with self.writer.as_default():
-            plot_outputs = self._summarise(self.probe_images, tf.constant(step, tf.int64))
+            figure_data = self._summarise(self.probe_images, tf.constant(step, tf.int64))
         if self.figures is not None and self.plot_layers:
-            layers = {k: out.numpy() for k, out in zip(self.plot_layers, plot_outputs)}
+            layers = {k: {name: value.numpy() for name, value in data.items()}
+                      for k, data in zip(self.plot_layers, figure_data)}
             self.figures.submit(step, layers, wait=wait_for_figures)
 
     def _summarise_probe(self, images, step):
+        """Histograms and statistics of all layers; returns the (small) inputs of the figures,
+        already binned here so that the figure thread never touches the full activations."""
         outputs = self.probe(images, training=False)
+        figure_data = []
         for k, out in enumerate(outputs, start=1):
-            out = tf.cast(out, tf.float32)  # mixed precision computes in 16 bit; logs stay float32
+            out = tf.reshape(tf.cast(out, tf.float32), [tf.shape(out)[0], -1])  # logs stay float32
+            values = tf.reshape(out, [-1])
             layer = layer_tag(k)
-            tf.summary.histogram(HISTOGRAM_TAG.format(layer=layer), out, step=step)
-            values = {
-                "mean": tf.reduce_mean(out),
-                "std": tf.math.reduce_std(out),
-                "nonpositive_fraction": tf.reduce_mean(tf.cast(out <= 0, tf.float32)),
+            tf.summary.write(HISTOGRAM_TAG.format(layer=layer), histogram_buckets(values),
+                             step=step, metadata=_HISTOGRAM_METADATA)
+            stats = {
+                "mean": tf.reduce_mean(values),
+                "std": tf.math.reduce_std(values),
+                "nonpositive_fraction": tf.reduce_mean(tf.cast(values <= 0, tf.float32)),
             }
             for stat in STATS:
-                tf.summary.scalar(STAT_TAG.format(layer=layer, stat=stat), values[stat], step=step)
-        return [tf.cast(outputs[k - 1], tf.float32) for k in self.plot_layers]
+                tf.summary.scalar(STAT_TAG.format(layer=layer, stat=stat), stats[stat], step=step)
+            if k in self.plot_layers:
+                # The figure's range always shows N(0, 1)'s [-4, 4], and every value.
+                low = tf.minimum(tf.reduce_min(values), -4.0)
+                high = tf.maximum(tf.reduce_max(values), 4.0)
+                figure_data.append({
+                    "first_example": tf.cast(outputs[k - 1][0], tf.float32),
+                    "counts": tf.histogram_fixed_width(values, tf.stack([low, high]), FIGURE_BINS),
+                    "range": tf.stack([low, high]), "mean": stats["mean"], "std": stats["std"]})
+        return figure_data
+
+
+def histogram_buckets(values, bucket_count=HISTOGRAM_BUCKETS):
+    """The [bucket_count, 3] float64 (left edge, right edge, count) tensor that TensorBoard's
+    histogram dashboards read, computed in O(n): tf.summary.histogram builds an n x buckets
+    one-hot matrix, 1 GB for CIFAR-10's first layer on the probe batch."""
+    low, high = tf.reduce_min(values), tf.reduce_max(values)
+    high = tf.where(high > low, high, low + 1.0)  # a constant layer gets one unit-wide range
+    counts = tf.histogram_fixed_width(values, tf.stack([low, high]), nbins=bucket_count)
+    edges = tf.linspace(tf.cast(low, tf.float64), tf.cast(high, tf.float64), bucket_count + 1)
+    return tf.stack([edges[:-1], edges[1:], tf.cast(counts, tf.float64)], axis=1)
 
 
 class FigureRenderer:
@@ -106,7 +135,7 @@ class FigureRenderer:
                                         initializer=_lower_thread_priority)
 
     def submit(self, step, layers, wait=False):
-        """Queue the figures of `layers` ({layer number: activations of the probe batch})."""
+        """Queue the figures of `layers` ({layer number: its figure data, see ActivationLogger})."""
         if self._pending is not None and not self._pending.done():
             if not wait:
                 self.skipped += 1
@@ -123,10 +152,11 @@ class FigureRenderer:
     def _draw_and_log(self, step, layers):
         try:
             with self.writer.as_default():
-                for k, outputs in layers.items():
+                for k, data in layers.items():
                     layer = layer_tag(k)
-                    figures = {"map": activation_map_figure(outputs[0], layer),
-                               "histogram": histogram_figure(outputs, layer)}
+                    figures = {"map": activation_map_figure(data["first_example"], layer),
+                               "histogram": histogram_figure(data["counts"], data["range"],
+                                                             data["mean"], data["std"], layer)}
                     for kind in PLOT_KINDS:
                         tf.summary.image(PLOT_TAG.format(layer=layer, kind=kind),
                                          figures[kind][np.newaxis], step=step)
@@ -176,24 +206,23 @@ def activation_map_figure(activations, layer):
     ax.set_title(f"{layer} ({shape}), probe image 0", fontsize=9)
     ax.set_xticks([])
     ax.set_yticks([])
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.04, right=0.90, bottom=0.04, top=0.92)
     return tfplot.figure.to_array(fig)
 
 
-def histogram_figure(outputs, layer, bins=80):
-    """RGBA image of the distribution of `layer`'s values over the probe batch, with its mean and
-    std, and the standard normal density that SELU drives activations towards."""
-    values = np.asarray(outputs, dtype=np.float32).ravel()
-    mean, std = float(values.mean()), float(values.std())
-    lo, hi = np.percentile(values, [0.1, 99.9])
-    lo, hi = min(float(lo), -4.0), max(float(hi), 4.0)
-    density, edges = np.histogram(values, bins=bins, range=(lo, hi), density=True)
+def histogram_figure(counts, value_range, mean, std, layer):
+    """RGBA image of the distribution of `layer`'s values over the probe batch (pre-binned
+    `counts` over `value_range`), with its mean and std, and the standard normal density
+    that SELU drives activations towards."""
+    low, high = (float(v) for v in value_range)
+    edges = np.linspace(low, high, len(counts) + 1)
+    density = counts / max(counts.sum(), 1) / np.diff(edges)
     fig, ax = tfplot.subplots(figsize=(FIGURE_INCHES, FIGURE_INCHES), dpi=FIGURE_DPI)
     ax.stairs(density, edges, fill=True, alpha=0.6, label="activations")
-    x = np.linspace(lo, hi, 200)
+    x = np.linspace(low, high, 200)
     ax.plot(x, np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi), "k--", lw=1, label="N(0, 1)")
-    ax.set_title(f"{layer}: mean {mean:+.3f}, std {std:.3f}", fontsize=9)
-    ax.set_xlim(lo, hi)
+    ax.set_title(f"{layer}: mean {float(mean):+.3f}, std {float(std):.3f}", fontsize=9)
+    ax.set_xlim(low, high)
     ax.legend(fontsize=8)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.12, right=0.96, bottom=0.08, top=0.92)
     return tfplot.figure.to_array(fig)
