@@ -7,6 +7,7 @@ import math
 import os
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import keras
@@ -29,6 +30,7 @@ TEST_TAG = "test/{metric}"
 
 HISTOGRAM_BUCKETS = 30  # TensorBoard's default
 FIGURE_BINS = 80
+FIGURE_TIME_SHARE = 0.02  # of the run's wall time, at most, for drawing figures
 FIGURE_INCHES = 4.0
 FIGURE_DPI = 80
 _HISTOGRAM_METADATA = histogram_metadata.create_summary_metadata(display_name=None, description=None)
@@ -122,8 +124,10 @@ class FigureRenderer:
     """Draws the activation figures on one low-priority background thread and logs them with
     tf.summary.image, so that matplotlib never holds up a training step.
 
-    If the previous figures are still being drawn when new ones arrive, the new ones are
-    skipped (counted in `skipped`) rather than queued: training never waits for a figure.
+    Drawing still takes CPU and Python's GIL from training (~40 ms a figure here), so figures
+    get at most FIGURE_TIME_SHARE of the run's wall time: after an event that took t seconds to
+    draw, the next summary events are skipped (counted in `skipped`) for t / FIGURE_TIME_SHARE
+    seconds. Events with wait=True (the first and the last) are always drawn.
     """
 
     def __init__(self, writer):
@@ -131,17 +135,19 @@ class FigureRenderer:
         self.skipped = 0
         self.failed = None
         self._pending = None
+        self._next_draw = 0.0  # time.monotonic() before which new figures are skipped
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="avh-figures",
                                         initializer=_lower_thread_priority)
 
     def submit(self, step, layers, wait=False):
         """Queue the figures of `layers` ({layer number: its figure data, see ActivationLogger})."""
-        if self._pending is not None and not self._pending.done():
-            if not wait:
-                self.skipped += 1
-                return
+        busy = self._pending is not None and not self._pending.done()
+        if not wait and (busy or time.monotonic() < self._next_draw):
+            self.skipped += 1
+            return
+        if busy:
             self._pending.result()
-        self._pending = self._pool.submit(self._draw_and_log, step, layers)
+        self._pending = self._pool.submit(self.draw_and_log, step, layers)
 
     def close(self):
         """Wait for the figures in flight; report a drawing failure once instead of crashing."""
@@ -149,7 +155,9 @@ class FigureRenderer:
         if self.failed:
             print(f"warning: activation figures could not be drawn ({self.failed})", file=sys.stderr)
 
-    def _draw_and_log(self, step, layers):
+    def draw_and_log(self, step, layers):
+        """Draw and log one event's figures on the calling thread."""
+        start = time.monotonic()
         try:
             with self.writer.as_default():
                 for k, data in layers.items():
@@ -162,6 +170,7 @@ class FigureRenderer:
                                          figures[kind][np.newaxis], step=step)
         except Exception as err:  # a figure is never worth a lost training run
             self.failed = f"{type(err).__name__}: {err}"
+        self._next_draw = start + (time.monotonic() - start) / FIGURE_TIME_SHARE
 
 
 def _lower_thread_priority():

@@ -56,7 +56,7 @@ from summaries import TEST_TAG, TRAIN_TAG, ActivationLogger, FigureRenderer, Ste
 # -----------------------------------------------------------------------------
 # Settings: one dataclass mirrors the flags and is what config.json saves.
 
-PROBE_SIZE = 256          # test images in the fixed probe batch (the first ones, for every run)
+PROBE_SIZE = 128          # test images in the fixed probe batch (the first ones, for every run)
 EVAL_BATCH_SIZE = 256
 CHECKPOINT = "checkpoint.keras"
 PARTIAL_CHECKPOINT = ".checkpoint-partial.keras"  # written first, renamed when complete
@@ -258,35 +258,17 @@ def train(cfg, resume_dir=None):
         keras.config.set_dtype_policy("mixed_float16" if gpu else "mixed_bfloat16")
 
     # -------------------------------------------------------------------------
-    # Data: uint8 arrays in memory; the tf.data pipeline standardises each batch.
+    # Data: uint8 arrays in memory; the tf.data pipeline shuffles and standardises each batch.
 
     data = datasets.load(cfg.dataset, cfg.data_dir)
     n_train = len(data.x_train)
     steps_per_epoch = math.ceil(n_train / cfg.batch_size)
     total_steps = cfg.max_steps or cfg.epochs * steps_per_epoch
-    # SELU's fixed point assumes zero-mean, unit-variance inputs: standardise per channel
-    # with training-set statistics (the same for every activation, so runs stay comparable).
+    # SELU's fixed point assumes zero-mean, unit-variance inputs: standardise per channel with
+    # training-set statistics (the same for every activation, so runs stay comparable).
     mean, std = channel_stats(data.x_train)
-    mean_t, std_t = tf.constant(mean, tf.float32), tf.constant(std, tf.float32)
-    x_train, y_train = tf.constant(data.x_train), tf.constant(data.y_train)
-
-    def standardise(images):
-        return (tf.cast(images, tf.float32) - mean_t) / std_t
-
-    def train_batches(epoch, skip=0):
-        """Epoch `epoch`'s batches, from batch `skip` on. The order is a pure function of
-        (seed, epoch), so a resumed run sees exactly the batches the interrupted one would have."""
-        order = tf.random.experimental.stateless_shuffle(tf.range(n_train), seed=[cfg.seed, epoch])
-        return (tf.data.Dataset.from_tensor_slices(order)
-                .batch(cfg.batch_size).skip(skip)
-                .map(lambda i: (standardise(tf.gather(x_train, i)), tf.gather(y_train, i)),
-                     num_parallel_calls=tf.data.AUTOTUNE)
-                .prefetch(tf.data.AUTOTUNE))
-
-    test_batches = (tf.data.Dataset.from_tensor_slices((data.x_test, data.y_test))
-                    .batch(EVAL_BATCH_SIZE)
-                    .map(lambda x, y: (standardise(x), y), num_parallel_calls=tf.data.AUTOTUNE)
-                    .prefetch(tf.data.AUTOTUNE))
+    train_batches, test_batches, standardise = input_pipeline(data, mean, std, cfg.batch_size,
+                                                              cfg.seed)
     probe_images = standardise(data.x_test[:PROBE_SIZE])
 
     # -------------------------------------------------------------------------
@@ -295,12 +277,7 @@ def train(cfg, resume_dir=None):
     if resume_dir is None:
         model = build_model(data.image_shape, data.num_classes, conv_filters(cfg.dataset),
                             cfg.activation, norm, init, dropout_kind, cfg.dropout)
-        lr = cfg.learning_rate
-        if cfg.lr_schedule == "cosine":
-            lr = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, total_steps)
-        model.compile(optimizer=keras.optimizers.Adam(lr, global_clipnorm=cfg.clip_norm),
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                      metrics=["accuracy"], jit_compile=True if cfg.jit else "auto")
+        compile_model(model, cfg, total_steps)
         run_dir = create_run_dir(cfg)
         start_step = 0
         write_json(run_dir / "config.json", {
@@ -333,7 +310,7 @@ def train(cfg, resume_dir=None):
     # Events reach disk when a checkpoint does (see Checkpointer), so after a hard kill the logs
     # end where the checkpoint does and a resumed run continues the same curves.
 
-    writer = tf.summary.create_file_writer(str(run_dir), max_queue=1_000_000, flush_millis=10**9)
+    writer = summary_writer(run_dir)
     stop = StopRequests()
     figures = FigureRenderer(writer) if cfg.summary_every and cfg.plot_layers else None
     activations = (ActivationLogger(probe_model(model), probe_images, writer, cfg.summary_every,
@@ -398,27 +375,69 @@ def train(cfg, resume_dir=None):
         return 1
     finally:
         stop.uninstall()
-    print(f"done: {step} steps, test accuracy {result['accuracy']:.2%}, "
-          f"{metrics['examples_per_sec']:.0f} examples/s. TensorBoard: tensorboard --logdir {cfg.logdir}")
+    speed = f", {metrics['examples_per_sec']:.0f} examples/s" if metrics["examples_per_sec"] else ""
+    print(f"done: {step} steps, test accuracy {result['accuracy']:.2%}{speed}. "
+          f"TensorBoard: tensorboard --logdir {cfg.logdir}")
     return 0
 
 
 # -----------------------------------------------------------------------------
 # Helpers used above.
 
-def channel_stats(images, chunk=1024):
-    """Per-channel mean and std of uint8 images, in float64 chunks (never a float copy of all)."""
-    channels = images.shape[-1]
-    total = np.zeros(channels)
-    squares = np.zeros(channels)
-    for start in range(0, len(images), chunk):
-        block = images[start:start + chunk].reshape(-1, channels).astype(np.float64)
-        total += block.sum(axis=0)
-        squares += np.square(block).sum(axis=0)
-    count = images.size // channels
-    mean = total / count
-    std = np.sqrt(np.maximum(squares / count - mean**2, 0.0))
-    return mean.astype(np.float32), np.maximum(std, 1e-3).astype(np.float32)
+def input_pipeline(data, mean, std, batch_size, seed):
+    """(train_batches(epoch, skip), test_batches, standardise) over the uint8 arrays in memory;
+    every batch is standardised with the per-channel `mean` and `std`."""
+    mean_t, std_t = tf.constant(mean), tf.constant(std)
+    x_train, y_train = tf.constant(data.x_train), tf.constant(data.y_train)
+    n_train = len(data.x_train)
+
+    def standardise(images):
+        return (tf.cast(images, tf.float32) - mean_t) / std_t
+
+    def train_batches(epoch, skip=0):
+        """Epoch `epoch`'s batches, from batch `skip` on. The order is a pure function of
+        (seed, epoch), so a resumed run sees exactly the batches the interrupted one would have."""
+        order = tf.random.experimental.stateless_shuffle(tf.range(n_train), seed=[seed, epoch])
+        return (tf.data.Dataset.from_tensor_slices(order)
+                .batch(batch_size).skip(skip)
+                .map(lambda i: (standardise(tf.gather(x_train, i)), tf.gather(y_train, i)),
+                     num_parallel_calls=tf.data.AUTOTUNE)
+                .prefetch(tf.data.AUTOTUNE))
+
+    test_batches = (tf.data.Dataset.from_tensor_slices((data.x_test, data.y_test))
+                    .batch(EVAL_BATCH_SIZE)
+                    .map(lambda x, y: (standardise(x), y), num_parallel_calls=tf.data.AUTOTUNE)
+                    .prefetch(tf.data.AUTOTUNE))
+    return train_batches, test_batches, standardise
+
+
+def compile_model(model, cfg, total_steps):
+    """Adam (optionally cosine-decayed and clipped) on softmax cross-entropy of the logits."""
+    lr = cfg.learning_rate
+    if cfg.lr_schedule == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, total_steps)
+    model.compile(optimizer=keras.optimizers.Adam(lr, global_clipnorm=cfg.clip_norm),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"], jit_compile=True if cfg.jit else "auto")
+
+
+def summary_writer(run_dir):
+    """The run's event writer. Events wait in memory until Checkpointer flushes them."""
+    return tf.summary.create_file_writer(str(run_dir), max_queue=1_000_000, flush_millis=10**9)
+
+
+def channel_stats(images):
+    """Exact per-channel mean and std of uint8 images from each channel's 256-bin value counts
+    (fast, and never a float copy of the whole set)."""
+    levels = np.arange(256, dtype=np.float64)
+    mean, std = [], []
+    for c in range(images.shape[-1]):
+        counts = np.bincount(images[..., c].ravel(), minlength=256).astype(np.float64)
+        m = counts @ levels / counts.sum()
+        mean.append(m)
+        std.append(np.sqrt(counts @ (levels - m) ** 2 / counts.sum()))
+    # A constant channel (all-black borders, a test fixture) must not divide by zero.
+    return np.float32(mean), np.maximum(np.float32(std), 1e-3)
 
 
 def write_json(path, obj):
@@ -478,27 +497,34 @@ class StopRequests(keras.callbacks.Callback):
 
 
 class Progress(StepCallback):
-    """Prints a line and logs train loss/accuracy every `every` steps; measures throughput."""
+    """Prints a line and logs train loss/accuracy every `every` steps; measures throughput.
+
+    Throughput is steady-state training, summaries and checkpoints included: each fit()'s
+    clock starts when its first step ends (the first one also builds the training graph)."""
 
     def __init__(self, writer, total_steps, batch_size, every, tag):
         super().__init__()
         self.writer, self.total_steps, self.batch_size = writer, total_steps, batch_size
         self.every, self.tag = every, tag
         self.first_step_at = None
-        self.train_seconds = 0.0
-        self.steps = 0
-        self._epoch_start = None
+        self.timed_seconds = 0.0
+        self.timed_steps = 0
+        self._clock = None
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
-        self._epoch_start = time.perf_counter()
-        self._mark = (self._epoch_start, self.first_step)
+        self._clock = None
+        self._mark = (time.perf_counter(), self.first_step)
 
     def on_train_end(self, logs=None):
-        self.train_seconds += time.perf_counter() - self._epoch_start
+        if self._clock is not None:
+            self.timed_seconds += time.perf_counter() - self._clock
 
     def on_train_batch_end(self, batch, logs=None):
-        self.steps += 1
+        if self._clock is None:
+            self._clock = time.perf_counter()
+        else:
+            self.timed_steps += 1
         if self.first_step_at is None:
             self.first_step_at = time.perf_counter() - PROCESS_START
         step = self.global_step(batch)
@@ -515,7 +541,10 @@ class Progress(StepCallback):
               f"{rate:.0f} examples/s")
 
     def examples_per_sec(self):
-        return self.steps * self.batch_size / max(self.train_seconds, 1e-9)
+        """None for a run too short to time (one step per fit())."""
+        if not self.timed_steps:
+            return None
+        return self.timed_steps * self.batch_size / self.timed_seconds
 
 
 class Checkpointer(StepCallback):

@@ -1,8 +1,8 @@
 """Measure what train.py's activation summaries cost on this machine (issue #5): throughput against
 a plain model.fit, the cost of one summary event, time to the first step and peak memory.
 
-    python scripts/benchmark.py [--json FILE]     # full-size MNIST- and CIFAR-10-shaped data, ~15 min
-    python scripts/benchmark.py --quick           # tiny data, a smoke test of the same code path
+    python scripts/benchmark.py [--explain] [--json FILE]   # full-size data: ~15 min, ~20 with --explain
+    python scripts/benchmark.py --quick                     # tiny data: a smoke test, ~1 min
 
 It reports numbers and judges none: timings depend on the machine and on what else runs there, so
 a slow result never fails (exit 0 when every run ran). This process writes the data and starts
@@ -71,8 +71,8 @@ class RunFailed(Exception):
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     p.add_argument("--quick", action="store_true",
-                   help="tiny data and ~20 steps a run: checks that everything runs (< 2 min), "
-                        "measures nothing worth reading")
+                   help="tiny data, 20 steps a run, two runs at a time: checks that everything "
+                        "runs (about a minute), measures nothing worth reading")
     p.add_argument("--explain", action="store_true",
                    help="also run train.py without summaries, and with --summary-every "
                         f"{STRESS_EVERY} but no figures, to show where an overhead comes from")
@@ -311,8 +311,8 @@ def count_figures(run_dir):
 def plain_fit(dataset, data_dir, max_steps, cost_repeats, pipeline_batches):
     """(a): what a user would compare with. train.py's model, settings and input pipeline and one
     fit() per epoch like train.py, but no callback except a clock that measures exactly what
-    train.py's examples_per_sec does: on_train_begin..on_train_end of each fit(), summed, over
-    the steps run. The clock has no on_train_batch_end, so Keras dispatches the batch-end
+    train.py's examples_per_sec does: each fit() from the end of its first step to its end,
+    summed, over the steps in that time. The clock has no on_train_batch_end, so Keras dispatches the batch-end
     callbacks asynchronously, as it does for a plain fit. Then, if `cost_repeats`, the same
     process times one summary event and the input pipeline alone."""
     import resource
@@ -325,35 +325,38 @@ def plain_fit(dataset, data_dir, max_steps, cost_repeats, pipeline_batches):
     from model import build_model, conv_filters
 
     class FitClock(keras.callbacks.Callback):
+        """train.py's Progress clock: each fit() is timed from the end of its first step."""
+
         def __init__(self):
             super().__init__()
             self.seconds, self.steps, self.first_step_at = 0.0, 0, None
 
         def on_train_begin(self, logs=None):
-            self._start = time.perf_counter()
+            self._clock, self._fit_steps = None, 0
 
         def on_train_batch_begin(self, batch, logs=None):
-            if self.steps == 1 and self.first_step_at is None:  # the first step has ended
-                self.first_step_at = time.perf_counter() - PROCESS_START
-            self.steps += 1
+            self._fit_steps += 1
+            if batch == 1:  # the first step has ended
+                self._clock = time.perf_counter()
+                if self.first_step_at is None:
+                    self.first_step_at = self._clock - PROCESS_START
 
         def on_train_end(self, logs=None):
-            self.seconds += time.perf_counter() - self._start
-            if self.first_step_at is None:  # a one-step run
-                self.first_step_at = time.perf_counter() - PROCESS_START
+            if self._clock is not None:
+                self.seconds += time.perf_counter() - self._clock
+                self.steps += self._fit_steps - 1
 
     cfg = train.Config(dataset=dataset, data_dir=data_dir, max_steps=max_steps)
     norm, init, dropout_kind = ops.resolve(cfg.activation, cfg.norm, cfg.init, cfg.dropout_kind)
     keras.utils.set_random_seed(cfg.seed)
     data = datasets.load(cfg.dataset, cfg.data_dir)
-    batches, standardise = input_pipeline(data, cfg.batch_size, cfg.seed)
+    mean, std = train.channel_stats(data.x_train)
+    batches, _, standardise = train.input_pipeline(data, mean, std, cfg.batch_size, cfg.seed)
+    steps_per_epoch = math.ceil(len(data.x_train) / cfg.batch_size)
     model = build_model(data.image_shape, data.num_classes, conv_filters(cfg.dataset),
                         cfg.activation, norm, init, dropout_kind, cfg.dropout)
-    model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate, global_clipnorm=cfg.clip_norm),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"], jit_compile=True if cfg.jit else "auto")
+    train.compile_model(model, cfg, max_steps)
     clock = FitClock()
-    steps_per_epoch = math.ceil(len(data.x_train) / cfg.batch_size)
     step = 0
     while step < max_steps:
         epoch, done_in_epoch = divmod(step, steps_per_epoch)
@@ -373,56 +376,41 @@ def plain_fit(dataset, data_dir, max_steps, cost_repeats, pipeline_batches):
     return result
 
 
-def input_pipeline(data, batch_size, seed):
-    """(train.py's batches(epoch, skip), its standardise): uint8 arrays in memory, shuffled by a
-    pure function of (seed, epoch), standardised per batch. A copy of the pipeline that train()
-    builds inside itself; keep the two alike."""
-    import tensorflow as tf
+class HandedOver:
+    """Stands in for FigureRenderer: keeps what ActivationLogger hands over for drawing."""
 
-    import train
+    def __init__(self):
+        self.step, self.layers = None, None
 
-    mean, std = train.channel_stats(data.x_train)
-    mean_t, std_t = tf.constant(mean, tf.float32), tf.constant(std, tf.float32)
-    x_train, y_train = tf.constant(data.x_train), tf.constant(data.y_train)
-    n_train = len(data.x_train)
-
-    def standardise(images):
-        return (tf.cast(images, tf.float32) - mean_t) / std_t
-
-    def batches(epoch, skip=0):
-        order = tf.random.experimental.stateless_shuffle(tf.range(n_train), seed=[seed, epoch])
-        return (tf.data.Dataset.from_tensor_slices(order)
-                .batch(batch_size).skip(skip)
-                .map(lambda i: (standardise(tf.gather(x_train, i)), tf.gather(y_train, i)),
-                     num_parallel_calls=tf.data.AUTOTUNE)
-                .prefetch(tf.data.AUTOTUNE))
-
-    return batches, standardise
+    def submit(self, step, layers, wait=False):
+        self.step, self.layers = step, layers
 
 
 def summary_costs(model, probe_images, plot_layers, repeats):
-    """ms for one summary event, split as train.py splits the work: histograms + stats of the
-    probe batch (ActivationLogger, on the training thread; and the probe's forward pass alone,
-    for scale) and the figures (FigureRenderer's work for one event, timed on this thread)."""
+    """ms for one summary event, split as train.py splits the work: ActivationLogger's share on
+    the training thread (histograms + stats of the probe batch, and handing the figure data over;
+    the probe's forward pass alone, for scale) and FigureRenderer's work for the event's figures,
+    timed here on this thread."""
     import tensorflow as tf
 
+    import train
     from model import probe_model
     from summaries import ActivationLogger, FigureRenderer
 
     probe = probe_model(model)
     with tempfile.TemporaryDirectory() as logdir:
-        # train.py's writer: events stay in memory until a checkpoint flushes them.
-        writer = tf.summary.create_file_writer(logdir, max_queue=1_000_000, flush_millis=10**9)
-        logger = ActivationLogger(probe, probe_images, writer, 1, plot_layers, figures=None)
+        writer = train.summary_writer(logdir)
+        handed_over = HandedOver()
+        logger = ActivationLogger(probe, probe_images, writer, 1, plot_layers, handed_over)
         forward = tf.function(lambda images: probe(images, training=False))
-        outputs = forward(probe_images)  # first calls trace: not timed
+        forward(probe_images)  # first calls trace: not timed
         logger.log(0)
         forward_s = timings(lambda i: forward(probe_images), repeats)
         summary_s = timings(lambda i: logger.log(i + 1), repeats)
 
-        layers = {k: outputs[k - 1].numpy() for k in plot_layers}
         renderer = FigureRenderer(writer)
-        draw = lambda i: renderer._draw_and_log(i, layers)  # one event's figures, on this thread
+        # One event's figures, drawn and logged on this thread.
+        draw = lambda i: renderer.draw_and_log(handed_over.step, handed_over.layers)
         first_figures_s = timings(draw, 1)  # includes matplotlib's first-use costs (fonts)
         figures_s = timings(draw, repeats)
         renderer.close()
@@ -463,17 +451,12 @@ def ms(seconds):
 # Report: a Markdown table and the lines around it.
 
 def machine():
+    from importlib.metadata import version
+
     model = next((line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")),
                  platform.processor() or platform.machine())
-    versions = {}
-    for package in ("tensorflow", "keras", "matplotlib"):
-        try:
-            from importlib.metadata import version
-            versions[package] = version(package)
-        except Exception:
-            versions[package] = "?"
     return {"cpu": model, "cores": len(os.sched_getaffinity(0)), "python": platform.python_version(),
-            **versions}
+            **{package: version(package) for package in ("tensorflow", "keras", "matplotlib")}}
 
 
 def _cpuinfo():

@@ -13,7 +13,7 @@ def test_quick_benchmark_runs_every_measurement_and_prints_its_table(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
     assert any(line.startswith("| shape | a: plain fit ex/s | b: train.py ex/s |") for line in lines)
-    rows = [line for line in lines if line.startswith("| ") and "x" in line.split("|")[1]]
-    assert [row.split("|")[1].strip() for row in rows] == ["MNIST 28x28x1", "CIFAR-10 32x32x3"]
+    assert any(line.startswith("| MNIST 28x28x1 |") for line in lines)
+    assert any(line.startswith("| CIFAR-10 32x32x3 |") for line in lines)
     assert any(line.startswith("- --jit: ran") for line in lines)
     assert any(line.startswith("- --mixed-precision: ran, policy mixed_") for line in lines)

@@ -8,6 +8,7 @@ import pytest
 import fixtures
 from runs import TINY, read_events, read_json, run_train
 from model import LAYERS, layer_tag
+from train import PROBE_SIZE
 from summaries import HISTOGRAM_TAG, PLOT_KINDS, PLOT_TAG, STAT_TAG, STATS, TEST_TAG, TRAIN_TAG
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -50,7 +51,7 @@ def test_run_logs_every_layer_histogram_and_stats(finished_run):
 def test_histogram_counts_every_value_of_the_probe_batch(finished_run):
     activation, dataset, run_dir, events, _ = finished_run
     config = read_json(run_dir / "config.json")
-    probe = min(256, config["data"]["test_examples"])
+    probe = min(PROBE_SIZE, config["data"]["test_examples"])
     conv3_filters = 128 if dataset == "mnist" else 256
     expected = {"3_conv3": probe * 4 * 4 * conv3_filters, "4_fc4": probe * 160,
                 "6_logits": probe * 10}
@@ -192,7 +193,7 @@ def test_relu_without_batch_norm_drifts_positive():
 def test_channel_stats_match_numpy():
     from train import channel_stats
     images = np.random.default_rng(0).integers(0, 256, (3000, 8, 8, 3), dtype=np.uint8)
-    mean, std = channel_stats(images, chunk=700)
+    mean, std = channel_stats(images)
     as_float = images.reshape(-1, 3).astype(np.float64)
     np.testing.assert_allclose(mean, as_float.mean(axis=0), rtol=1e-6)
     np.testing.assert_allclose(std, as_float.std(axis=0), rtol=1e-5)
