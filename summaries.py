@@ -69,16 +69,16 @@ class ActivationLogger(StepCallback):
             self.log(step)
 
     def log(self, step, wait_for_figures=False):
-        """Log the probe summaries for `step` (once per step, whoever asks)."""
-        if step == self.last_step:
-            return
-        self.last_step = step
-        with self.writer.as_default():
-            figure_data = self._summarise(self.probe_images, tf.constant(step, tf.int64))
+        """Log the probe summaries for `step` once, and its figures (drawn at once if asked:
+        the last step's figures must not be lost to the time share)."""
+        if step != self.last_step:
+            self.last_step = step
+            with self.writer.as_default():
+                figure_data = self._summarise(self.probe_images, tf.constant(step, tf.int64))
+            self._figure_data = {k: {name: value.numpy() for name, value in data.items()}
+                                 for k, data in zip(self.plot_layers, figure_data)}
         if self.figures is not None and self.plot_layers:
-            layers = {k: {name: value.numpy() for name, value in data.items()}
-                      for k, data in zip(self.plot_layers, figure_data)}
-            self.figures.submit(step, layers, wait=wait_for_figures)
+            self.figures.submit(step, self._figure_data, wait=wait_for_figures)
 
     def _summarise_probe(self, images, step):
         """Histograms and statistics of all layers; returns the (small) inputs of the figures,
@@ -135,18 +135,22 @@ class FigureRenderer:
         self.skipped = 0
         self.failed = None
         self._pending = None
+        self._submitted_step = None
         self._next_draw = 0.0  # time.monotonic() before which new figures are skipped
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="avh-figures",
                                         initializer=_lower_thread_priority)
 
     def submit(self, step, layers, wait=False):
         """Queue the figures of `layers` ({layer number: its figure data, see ActivationLogger})."""
+        if step == self._submitted_step:
+            return
         busy = self._pending is not None and not self._pending.done()
         if not wait and (busy or time.monotonic() < self._next_draw):
             self.skipped += 1
             return
         if busy:
             self._pending.result()
+        self._submitted_step = step
         self._pending = self._pool.submit(self.draw_and_log, step, layers)
 
     def close(self):

@@ -225,3 +225,6 @@ def test_gpu_options_run_on_cpu_and_log_float32(tmp_path, flag, policy):
         _, std = events[STAT_TAG.format(layer=layer, stat="std")][-1]
         assert std.dtype == np.float32 and 0 < float(std) < 100
     assert read_json(run_dir / "metrics.json")["steps"] == 2
+    # The last step is also a summary step: its figures are drawn all the same.
+    for layer in ("3_conv3", "4_fc4"):
+        assert [s for s, _ in events[PLOT_TAG.format(layer=layer, kind="map")]] == [0, 2]
