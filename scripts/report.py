@@ -182,7 +182,8 @@ def plot_stats(runs, path):
 def plot_histograms(runs, path):
     """One block of panels per layer (3 and 4), runs side by side, up to MAX_COLUMNS a row. Each
     panel is the activation histogram of the probe batch at the run's last summary step, as a
-    density, with the N(0, 1) density dashed; panels of a layer share their axes' limits."""
+    density, with the N(0, 1) density dashed; panels of a layer share their axes' limits, which
+    cover [-4, 4] and the central 99% of every run's values (a long tail would squash the rest)."""
     columns = min(len(runs), MAX_COLUMNS)
     rows = math.ceil(len(runs) / columns)  # per layer
     fig = Figure(figsize=(3.4 * columns + 0.4, 3.0 * rows * len(HISTOGRAM_LAYERS) + 0.4),
@@ -204,7 +205,8 @@ def plot_histograms(runs, path):
                 continue
             step, buckets = last
             left, right, counts = np.asarray(buckets, dtype=np.float64).T
-            lo, hi = min(lo, left.min()), max(hi, right.max())
+            bulk_lo, bulk_hi = central_range(left, right, counts)
+            lo, hi = min(lo, bulk_lo), max(hi, bulk_hi)
             top = max(top, draw_buckets(ax, left, right, counts, colour(i)))
             ax.set_title(f"{run.label}: {layer}, step {step}", fontsize=9)
             ax.text(0.98, 0.97, describe(run, layer, step), ha="right", va="top", fontsize=8,
@@ -219,6 +221,17 @@ def plot_histograms(runs, path):
             ax.set_ylabel("density")
         axes[0].legend(fontsize=8, loc="upper left")
     fig.savefig(path, dpi=DPI)
+
+
+def central_range(left, right, counts, mass=0.99):
+    """(low, high) bucket edges that hold the central `mass` of the counted values."""
+    total = counts.sum()
+    if total == 0:
+        return left.min(), right.max()
+    cumulative = np.cumsum(counts) / total
+    tail = (1 - mass) / 2
+    return (left[np.searchsorted(cumulative, tail, side="right")],
+            right[min(np.searchsorted(cumulative, 1 - tail), len(right) - 1)])
 
 
 def draw_buckets(ax, left, right, counts, face):
