@@ -76,6 +76,9 @@ def parse_args(argv=None):
     p.add_argument("--explain", action="store_true",
                    help="also run train.py without summaries, and with --summary-every "
                         f"{STRESS_EVERY} but no figures, to show where an overhead comes from")
+    p.add_argument("--repeats", type=int, metavar="N",
+                   help=f"run (a) and (b) N times each, alternately (default: {FULL.repeats}); "
+                        "more repeats narrow the spread of b/a on a noisy machine")
     p.add_argument("--json", metavar="FILE", help="also save every number to FILE")
     p.add_argument("--workdir", metavar="DIR",
                    help="write data and run folders to DIR and keep them (default: a temporary folder)")
@@ -98,6 +101,11 @@ def main(argv=None):
         return 0
 
     plan = QUICK if args.quick else FULL
+    if args.repeats is not None:
+        if args.repeats < 1:
+            print("error: --repeats must be at least 1", file=sys.stderr)
+            return 2
+        plan = dataclasses.replace(plan, repeats=args.repeats)
     if args.workdir:
         work = Path(args.workdir)
         work.mkdir(parents=True, exist_ok=True)
