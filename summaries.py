@@ -30,7 +30,7 @@ TEST_TAG = "test/{metric}"
 
 HISTOGRAM_BUCKETS = 30  # TensorBoard's default
 FIGURE_BINS = 80
-FIGURE_TIME_SHARE = 0.02  # of the run's wall time, at most, for drawing figures
+FIGURE_TIME_SHARE = 0.02  # of the run's time, at most, for drawing figures
 FIGURE_INCHES = 4.0
 FIGURE_DPI = 80
 _HISTOGRAM_METADATA = histogram_metadata.create_summary_metadata(display_name=None, description=None)
@@ -125,9 +125,9 @@ class FigureRenderer:
     tf.summary.image, so that matplotlib never holds up a training step.
 
     Drawing still takes CPU and Python's GIL from training (~40 ms a figure here), so figures
-    get at most FIGURE_TIME_SHARE of the run's wall time: after an event that took t seconds to
-    draw, the next summary events are skipped (counted in `skipped`) for t / FIGURE_TIME_SHARE
-    seconds. Events with wait=True (the first and the last) are always drawn.
+    get at most FIGURE_TIME_SHARE of the run's time: after an event whose drawing took t seconds
+    of CPU time, the next summary events are skipped (counted in `skipped`) for
+    t / FIGURE_TIME_SHARE seconds. Events with wait=True (the first and the last) are always drawn.
     """
 
     def __init__(self, writer):
@@ -161,7 +161,7 @@ class FigureRenderer:
 
     def draw_and_log(self, step, layers):
         """Draw and log one event's figures on the calling thread."""
-        start = time.monotonic()
+        cpu_start = time.thread_time()  # CPU time: a busy machine must not inflate the cost
         try:
             with self.writer.as_default():
                 for k, data in layers.items():
@@ -174,7 +174,8 @@ class FigureRenderer:
                                          figures[kind][np.newaxis], step=step)
         except Exception as err:  # a figure is never worth a lost training run
             self.failed = f"{type(err).__name__}: {err}"
-        self._next_draw = start + (time.monotonic() - start) / FIGURE_TIME_SHARE
+        cost = time.thread_time() - cpu_start
+        self._next_draw = time.monotonic() + cost / FIGURE_TIME_SHARE
 
 
 def _lower_thread_priority():
