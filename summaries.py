@@ -61,6 +61,7 @@ class ActivationLogger(StepCallback):
         self.probe, self.probe_images, self.writer = probe, probe_images, writer
         self.every, self.plot_layers, self.figures = every, tuple(plot_layers), figures
         self.last_step = None
+        self._figure_data = {}  # the last step's, kept for a later wait_for_figures request
         self._summarise = tf.function(self._summarise_probe)
 
     def on_train_batch_end(self, batch, logs=None):
