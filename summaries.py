@@ -74,8 +74,8 @@ class ActivationLogger(StepCallback):
         the last step's figures must not be lost to the time share)."""
         if step != self.last_step:
             self.last_step = step
-            with self.writer.as_default():
-                figure_data = self._summarise(self.probe_images, tf.constant(step, tf.int64))
+            self.writer.set_as_default()  # not `with writer.as_default()`: leaving that flushes
+            figure_data = self._summarise(self.probe_images, tf.constant(step, tf.int64))
             self._figure_data = {k: {name: value.numpy() for name, value in data.items()}
                                  for k, data in zip(self.plot_layers, figure_data)}
         if self.figures is not None and self.plot_layers:
@@ -164,15 +164,15 @@ class FigureRenderer:
         """Draw and log one event's figures on the calling thread."""
         cpu_start = time.thread_time()  # CPU time: a busy machine must not inflate the cost
         try:
-            with self.writer.as_default():
-                for k, data in layers.items():
-                    layer = layer_tag(k)
-                    figures = {"map": activation_map_figure(data["first_example"], layer),
-                               "histogram": histogram_figure(data["counts"], data["range"],
-                                                             data["mean"], data["std"], layer)}
-                    for kind in PLOT_KINDS:
-                        tf.summary.image(PLOT_TAG.format(layer=layer, kind=kind),
-                                         figures[kind][np.newaxis], step=step)
+            self.writer.set_as_default()  # for this thread; no flush (see ActivationLogger.log)
+            for k, data in layers.items():
+                layer = layer_tag(k)
+                figures = {"map": activation_map_figure(data["first_example"], layer),
+                           "histogram": histogram_figure(data["counts"], data["range"],
+                                                         data["mean"], data["std"], layer)}
+                for kind in PLOT_KINDS:
+                    tf.summary.image(PLOT_TAG.format(layer=layer, kind=kind),
+                                     figures[kind][np.newaxis], step=step)
         except Exception as err:  # a figure is never worth a lost training run
             self.failed = f"{type(err).__name__}: {err}"
         cost = time.thread_time() - cpu_start

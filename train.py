@@ -311,12 +311,13 @@ def train(cfg, resume_dir=None):
     # end where the checkpoint does and a resumed run continues the same curves.
 
     writer = summary_writer(run_dir)
+    writer.set_as_default()  # for the whole run: leaving `with writer.as_default()` would flush
     stop = StopRequests()
     figures = FigureRenderer(writer) if cfg.summary_every and cfg.plot_layers else None
     activations = (ActivationLogger(probe_model(model), probe_images, writer, cfg.summary_every,
                                     cfg.plot_layers, figures)
                    if cfg.summary_every else None)
-    progress = Progress(writer, total_steps, cfg.batch_size, cfg.summary_every or 100, TRAIN_TAG)
+    progress = Progress(total_steps, cfg.batch_size, cfg.summary_every or 100, TRAIN_TAG)
     checkpointer = Checkpointer(model, run_dir, writer, cfg.checkpoint_every)
     callbacks = [NanGuard(checkpointer), activations, progress, checkpointer, stop]
     callbacks = [c for c in callbacks if c is not None]
@@ -326,9 +327,8 @@ def train(cfg, resume_dir=None):
 
     def evaluate(step):
         result = model.evaluate(test_batches, verbose=0, return_dict=True)
-        with writer.as_default(step=step):
-            for metric in ("loss", "accuracy"):
-                tf.summary.scalar(TEST_TAG.format(metric=metric), result[metric])
+        for metric in ("loss", "accuracy"):
+            tf.summary.scalar(TEST_TAG.format(metric=metric), result[metric], step=step)
         print(f"step {step}: test loss {result['loss']:.4f}, test accuracy {result['accuracy']:.2%}")
         return result
 
@@ -422,7 +422,8 @@ def compile_model(model, cfg, total_steps):
 
 
 def summary_writer(run_dir):
-    """The run's event writer. Events wait in memory until Checkpointer flushes them."""
+    """The run's event writer. Events wait in memory until Checkpointer flushes them: nothing
+    else may flush it (note that leaving a `with writer.as_default()` block does)."""
     return tf.summary.create_file_writer(str(run_dir), max_queue=1_000_000, flush_millis=10**9)
 
 
@@ -502,9 +503,9 @@ class Progress(StepCallback):
     Throughput is steady-state training, summaries and checkpoints included: each fit()'s
     clock starts when its first step ends (the first one also builds the training graph)."""
 
-    def __init__(self, writer, total_steps, batch_size, every, tag):
+    def __init__(self, total_steps, batch_size, every, tag):
         super().__init__()
-        self.writer, self.total_steps, self.batch_size = writer, total_steps, batch_size
+        self.total_steps, self.batch_size = total_steps, batch_size
         self.every, self.tag = every, tag
         self.first_step_at = None
         self.timed_seconds = 0.0
@@ -531,9 +532,8 @@ class Progress(StepCallback):
         if step % self.every and step != self.total_steps:
             return
         loss, accuracy = float(logs["loss"]), float(logs["accuracy"])
-        with self.writer.as_default(step=step):
-            tf.summary.scalar(self.tag.format(metric="loss"), loss)
-            tf.summary.scalar(self.tag.format(metric="accuracy"), accuracy)
+        tf.summary.scalar(self.tag.format(metric="loss"), loss, step=step)
+        tf.summary.scalar(self.tag.format(metric="accuracy"), accuracy, step=step)
         now = time.perf_counter()
         rate = (step - self._mark[1]) * self.batch_size / max(now - self._mark[0], 1e-9)
         self._mark = (now, step)

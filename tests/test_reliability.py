@@ -104,6 +104,23 @@ def test_hard_kill_resumes_from_the_last_checkpoint_and_continues_the_curves(mni
     assert final_test[0] == 400 and float(final_test[1]) == pytest.approx(metrics["test_accuracy"])
 
 
+def test_logs_reach_disk_only_with_a_checkpoint(tmp_path):
+    """Killed before its first checkpoint, a run leaves no events behind: so a resumed run can
+    never log a step twice."""
+    data_dir = fixtures.write_mnist(tmp_path / "data", n_train=3000, n_test=16)
+    run_dir = tmp_path / "logs" / "run"
+    proc = start_train("--data-dir", data_dir, "--logdir", run_dir.parent, "--run-name", "run",
+                       "--batch-size", "1", "--summary-every", "20", "--checkpoint-every", "100000")
+    for line in proc.stdout:  # the run has logged summaries and losses up to step 100
+        if line.startswith("step 100/"):
+            break
+    proc.kill()
+    proc.communicate()
+    assert not (run_dir / "checkpoint.keras").exists()
+    assert list(run_dir.glob("events.out.tfevents.*"))  # the writer exists...
+    assert read_events(run_dir) == {}  # ...but nothing in it was flushed
+
+
 def test_nan_loss_stops_at_once_and_keeps_the_last_good_checkpoint(mnist_dir, tmp_path):
     run_dir = tmp_path / "logs" / "run"
     result = run_train("--data-dir", mnist_dir, "--logdir", run_dir.parent, "--run-name", "run",
