@@ -87,8 +87,7 @@ class ActivationLogger(StepCallback):
         outputs = self.probe(images, training=False)
         figure_data = []
         for k, out in enumerate(outputs, start=1):
-            out = tf.reshape(tf.cast(out, tf.float32), [tf.shape(out)[0], -1])  # logs stay float32
-            values = tf.reshape(out, [-1])
+            values = tf.reshape(tf.cast(out, tf.float32), [-1])  # logs stay float32
             layer = layer_tag(k)
             tf.summary.write(HISTOGRAM_TAG.format(layer=layer), histogram_buckets(values),
                              step=step, metadata=_HISTOGRAM_METADATA)
