@@ -1,0 +1,12 @@
+"""TensorBoard tag names that runs write and readers (report.py, the dashboard, tests) read.
+
+A contract with existing logs: change a name only with a reader for the old one. No TensorFlow here.
+"""
+
+HISTOGRAM_TAG = "activations/{layer}"                 # e.g. activations/3_conv3
+STAT_TAG = "activation_stats/{layer}/{stat}"          # stat in STATS
+STATS = ("mean", "std", "nonpositive_fraction")
+PLOT_TAG = "activation_plots/{layer}/{kind}"          # kind in PLOT_KINDS
+PLOT_KINDS = ("map", "histogram")
+TRAIN_TAG = "train/{metric}"                          # metric: loss, accuracy
+TEST_TAG = "test/{metric}"
