@@ -179,3 +179,26 @@ def test_input_correlation_exceeds_one_when_weights_add_correlated_inputs():
     # The same inputs through weights that sum to zero cancel the shared part: factor < 1.
     balanced = kernel - kernel.mean(axis=0)
     assert np.all(theory.dense_input_correlation(inputs, balanced) < 0.8)
+
+
+def test_moment_map_figure_is_an_rgba_image_with_content():
+    from avh import theory_figures
+    trajectory = [(0.4, 2.0)]
+    for _ in range(5):
+        trajectory.append(tuple(float(v) for v in theory.moment_map(*trajectory[-1])))
+    image = theory_figures.moment_map_figure(
+        [("3_conv3", trajectory), ("4_fc4", [(0.0, 0.7), (0.5, 20.0)], "tab:red")])
+    assert image.shape == (450, 500, 4) and image.dtype == np.uint8
+    assert np.all(image[..., 3] == 255)  # opaque: tf.summary.image shows it as drawn
+    drawn = np.any(image[..., :3] < 200, axis=-1).mean()
+    assert 0.03 < drawn < 0.6  # arrows, axes and lines, but not a filled block
+
+
+def test_moment_map_draws_onto_given_axes_without_a_fixed_point():
+    from matplotlib.figure import Figure
+    from avh import theory_figures
+    ax = Figure().add_subplot()
+    theory_figures.draw_moment_map(ax, [("relu", [(0.5, 0.3), (0.6, 0.4)])], tau=1.0,
+                                   activation="relu", limits=((-1, 1), (0, 3)))
+    assert ax.get_xlim() == (-1, 1) and ax.get_ylim() == (0, 3)
+    assert any("no stable fixed point" in text.get_text() for text in ax.texts)
