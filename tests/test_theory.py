@@ -202,3 +202,10 @@ def test_moment_map_draws_onto_given_axes_without_a_fixed_point():
                                    activation="relu", limits=((-1, 1), (0, 3)))
     assert ax.get_xlim() == (-1, 1) and ax.get_ylim() == (0, 3)
     assert any("no stable fixed point" in text.get_text() for text in ax.texts)
+
+
+def test_fixed_point_variance_grows_with_tau():
+    # tau above 1 acts like correlated inputs (Var z = c tau nu): the fixed point moves up.
+    variances = [theory.fixed_point(omega=0.0, tau=tau)[1] for tau in (0.7, 0.9, 1.0, 1.2, 1.5)]
+    assert variances == sorted(variances)
+    assert variances[2] == pytest.approx(1.0)
