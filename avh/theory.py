@@ -211,8 +211,8 @@ def fixed_point(omega=0.0, tau=1.0, activation="selu", start=(0.0, 1.0), iterati
         mu_star, nu_star = solution.x
         jacobian = moment_map_jacobian(mu_star, nu_star, omega, tau, activation)
     except ValueError:  # the root finder stepped to a variance <= 0: no root with nu > 0 near
-        raise fail(f"the variance heads to 0 (last iterate "
-                   f"{tuple(float(v) for v in point)})") from None
+        raise fail(f"no root with variance > 0 near the last iterate "
+                   f"{tuple(float(v) for v in point)}") from None
     residual = np.max(np.abs(np.array(moment_map(mu_star, nu_star, omega, tau, activation))
                              - solution.x))
     # Judged by the residual alone: hybr reports failure when it starts on an exact root.
