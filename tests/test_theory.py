@@ -1,6 +1,7 @@
 """Tests of avh.theory against numerical integration and numpy simulations (no TensorFlow)."""
 import itertools
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -209,3 +210,22 @@ def test_fixed_point_variance_grows_with_tau():
     variances = [theory.fixed_point(omega=0.0, tau=tau)[1] for tau in (0.7, 0.9, 1.0, 1.2, 1.5)]
     assert variances == sorted(variances)
     assert variances[2] == pytest.approx(1.0)
+
+
+def test_theory_modules_load_without_tensorflow():
+    import subprocess
+    import sys
+    code = ("import sys, avh.theory, avh.theory_figures; "
+            "sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent.parent)
+    assert result.returncode == 0
+
+
+def test_lrelu_slope_is_the_apps():
+    # ops.py imports Keras, so its constant is read from the source instead of imported.
+    import ast
+    source = (Path(__file__).parent.parent / "ops.py").read_text()
+    slopes = [node.value.value for node in ast.walk(ast.parse(source))
+              if isinstance(node, ast.Assign)
+              and any(getattr(t, "id", None) == "LRELU_SLOPE" for t in node.targets)]
+    assert slopes == [theory.LRELU_SLOPE]
