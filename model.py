@@ -14,11 +14,6 @@ def layer_tag(k):
     return f"{k}_{LAYERS[k - 1]}"
 
 
-def conv_filters(dataset):
-    """MNIST is small enough for half the width the colour data sets get."""
-    return (32, 64, 128) if dataset == "mnist" else (64, 128, 256)
-
-
 def build_model(image_shape, num_classes, filters, activation, norm, init, dropout_kind,
                 dropout_rate):
     """A functional Keras model whose six numbered layers are named by LAYERS.
@@ -54,9 +49,3 @@ def build_model(image_shape, num_classes, filters, activation, norm, init, dropo
     logits = keras.layers.Dense(num_classes, kernel_initializer=ops.initializer(init),
                                 dtype="float32", name=LAYERS[5])(x)
     return keras.Model(inputs, logits, name="avh_cnn")
-
-
-def probe_model(model):
-    """A model sharing `model`'s weights that returns the outputs of layers 1-6, in order."""
-    return keras.Model(model.inputs, [model.get_layer(name).output for name in LAYERS],
-                       name="avh_probe")

@@ -9,10 +9,15 @@ from pathlib import Path
 from datasets import cifar10, mnist, svhn
 from datasets._common import DataError, Dataset
 
-__all__ = ["NAMES", "DataError", "Dataset", "load"]
+__all__ = ["NAMES", "DataError", "Dataset", "conv_filters", "load"]
 
 _LOADERS = {"mnist": mnist, "svhn": svhn, "cifar10": cifar10}
 NAMES = tuple(_LOADERS)
+
+
+def conv_filters(name: str) -> tuple[int, int, int]:
+    """The widths of the CNN's three conv layers for data set `name` (its module's CONV_FILTERS)."""
+    return _LOADERS[name].CONV_FILTERS
 
 
 def load(name: str, data_dir: str | os.PathLike | None = None) -> Dataset:

@@ -12,6 +12,7 @@ import numpy as np
 from datasets._common import (DataError, Dataset, Download, check_counts, describe, fetch, int_labels,
                               reading)
 
+CONV_FILTERS = (64, 128, 256)  # the CNN's conv widths for this data set
 ARCHIVE = "cifar-10-python.tar.gz"
 FOLDER = "cifar-10-batches-py"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))

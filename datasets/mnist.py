@@ -12,6 +12,7 @@ import numpy as np
 from datasets._common import (DataError, Dataset, Download, check_counts, describe, fetch, int_labels,
                               reading)
 
+CONV_FILTERS = (32, 64, 128)  # conv widths: 28x28 grey digits: half the width the colour data sets get
 CLASS_NAMES = tuple("0123456789")
 IMAGE_SIZE = 28
 TRAIN_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")

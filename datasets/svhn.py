@@ -11,6 +11,7 @@ import scipy.io
 from datasets._common import (DataError, Dataset, Download, check_counts, describe, fetch, int_labels,
                               reading)
 
+CONV_FILTERS = (64, 128, 256)  # the CNN's conv widths for this data set
 CLASS_NAMES = tuple("0123456789")
 IMAGE_SHAPE = (32, 32, 3)
 OFFICIAL = "http://ufldl.stanford.edu/housenumbers/"

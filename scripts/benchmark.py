@@ -27,7 +27,6 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
-sys.path.insert(1, str(REPO_ROOT / "tests"))  # fixtures and runs: data writers, event reader
 
 TRAIN = REPO_ROOT / "train.py"
 GB = 1e9
@@ -139,7 +138,7 @@ def benchmark(plan, work, explain, json_path):
 def write_data(root, scale):
     """{dataset: folder}: raw MNIST IDX files (no gzip, so loading stays cheap) and the extracted
     cifar-10-batches-py/ folder, which is what datasets/ reads fastest."""
-    import fixtures
+    from datasets import synthetic as fixtures
 
     dirs = {}
     for dataset, (n_train, n_test) in SHAPES.items():
@@ -244,7 +243,9 @@ def run_all(runs, parallel):
 
 def collect(runs, plan):
     """The runs' numbers by shape and kind, plus what their event files hold."""
-    import train  # noqa: F401  (TensorFlow, whose start-up chatter train.py silences; the tags need it)
+    from avh.quiet import import_tensorflow
+
+    import_tensorflow()  # the event reader loads TensorFlow: without its start-up chatter
 
     results = {"shapes": {}, "variants": {}}
     for run in runs:
@@ -282,9 +283,9 @@ def logged_dtypes(run_dir):
     tensors, and whether the histogram's extremes (its first left and last right bucket edge
     are the exact min and max) have only bfloat16 precision, i.e. were computed in 16 bits."""
     import numpy as np
+    from avh.events import read_events
+    from avh.tags import HISTOGRAM_TAG, STAT_TAG
     from model import LAYERS, layer_tag
-    from runs import read_events
-    from summaries import HISTOGRAM_TAG, STAT_TAG
 
     events = read_events(run_dir)
     layers = {}
@@ -304,9 +305,9 @@ def logged_dtypes(run_dir):
 
 def count_figures(run_dir):
     """(summary events, figure events) in a run's logs: figures are skipped while others draw."""
+    from avh.events import read_events
+    from avh.tags import HISTOGRAM_TAG, PLOT_TAG
     from model import layer_tag
-    from runs import read_events
-    from summaries import HISTOGRAM_TAG, PLOT_TAG
 
     events = read_events(run_dir)
     return {"summary_events": len(events.get(HISTOGRAM_TAG.format(layer=layer_tag(1)), [])),
@@ -325,12 +326,16 @@ def plain_fit(dataset, data_dir, max_steps, cost_repeats, pipeline_batches):
     process times one summary event and the input pipeline alone."""
     import resource
 
-    import train  # TensorFlow, Keras, tfplot: the same imports, so the same start-up cost
-    import keras
+    from avh.quiet import import_tensorflow
+
+    _, keras = import_tensorflow()
+    import tfplot  # noqa: F401  (train.py's imports: the same start-up cost)
 
     import datasets
     import ops
-    from model import build_model, conv_filters
+    from avh import training
+    from avh.config import Config
+    from model import build_model
 
     class FitClock(keras.callbacks.Callback):
         """train.py's Progress clock: each fit() is timed from the end of its first step."""
@@ -354,30 +359,24 @@ def plain_fit(dataset, data_dir, max_steps, cost_repeats, pipeline_batches):
                 self.seconds += time.perf_counter() - self._clock
                 self.steps += self._fit_steps - 1
 
-    cfg = train.Config(dataset=dataset, data_dir=data_dir, max_steps=max_steps)
+    cfg = Config(dataset=dataset, data_dir=data_dir, max_steps=max_steps)
     norm, init, dropout_kind = ops.resolve(cfg.activation, cfg.norm, cfg.init, cfg.dropout_kind)
     keras.utils.set_random_seed(cfg.seed)
     data = datasets.load(cfg.dataset, cfg.data_dir)
-    mean, std = train.channel_stats(data.x_train)
-    batches, _, standardise = train.input_pipeline(data, mean, std, cfg.batch_size, cfg.seed)
+    mean, std = training.channel_stats(data.x_train)
+    batches, _, standardise = training.input_pipeline(data, mean, std, cfg.batch_size, cfg.seed)
     steps_per_epoch = math.ceil(len(data.x_train) / cfg.batch_size)
-    model = build_model(data.image_shape, data.num_classes, conv_filters(cfg.dataset),
+    model = build_model(data.image_shape, data.num_classes, datasets.conv_filters(cfg.dataset),
                         cfg.activation, norm, init, dropout_kind, cfg.dropout)
-    train.compile_model(model, cfg, max_steps)
+    training.compile_model(model, cfg, max_steps)
     clock = FitClock()
-    step = 0
-    while step < max_steps:
-        epoch, done_in_epoch = divmod(step, steps_per_epoch)
-        steps = min(steps_per_epoch - done_in_epoch, max_steps - step)
-        model.fit(batches(epoch, skip=done_in_epoch), initial_epoch=epoch, epochs=epoch + 1,
-                  steps_per_epoch=steps, shuffle=False, callbacks=[clock], verbose=0)
-        step += steps
+    training.fit_epochs(model, batches, steps_per_epoch, 0, max_steps, [clock])
     kib = 1 if sys.platform == "darwin" else 1024
     result = {"steps": clock.steps, "examples_per_sec": clock.steps * cfg.batch_size / clock.seconds,
               "seconds_to_first_step": clock.first_step_at,
               "fit_peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * kib, "costs": None}
     if cost_repeats:
-        probe_images = standardise(data.x_test[:train.PROBE_SIZE])
+        probe_images = standardise(data.x_test[:training.PROBE_SIZE])
         result["costs"] = summary_costs(model, probe_images, cfg.plot_layers, cost_repeats)
         result["costs"]["pipeline_examples_per_sec"] = pipeline_rate(
             batches, cfg.batch_size, min(pipeline_batches, steps_per_epoch - 1))
@@ -385,36 +384,44 @@ def plain_fit(dataset, data_dir, max_steps, cost_repeats, pipeline_batches):
 
 
 class HandedOver:
-    """Stands in for FigureRenderer: keeps what ActivationLogger hands over for drawing."""
+    """Stands in for FigureRenderer: keeps what ActivationSummaries hands over for drawing."""
 
     def __init__(self):
-        self.step, self.layers = None, None
+        self.step, self.layers, self.skipped = None, None, 0
 
     def submit(self, step, layers, wait=False):
         self.step, self.layers = step, layers
 
+    def close(self):
+        pass
+
 
 def summary_costs(model, probe_images, plot_layers, repeats):
-    """ms for one summary event, split as train.py splits the work: ActivationLogger's share on
+    """ms for one summary event, split as train.py splits the work: ActivationSummaries' share on
     the training thread (histograms + stats of the probe batch, and handing the figure data over;
     the probe's forward pass alone, for scale) and FigureRenderer's work for the event's figures,
     timed here on this thread."""
     import tensorflow as tf
 
-    import train
-    from model import probe_model
-    from summaries import ActivationLogger, FigureRenderer
+    from avh import training
+    from avh.figures import FigureRenderer
+    from avh.summaries import ActivationSummaries
+    from model import LAYERS
 
-    probe = probe_model(model)
     with tempfile.TemporaryDirectory() as logdir:
-        writer = train.summary_writer(logdir)
-        handed_over = HandedOver()
-        logger = ActivationLogger(probe, probe_images, writer, 1, plot_layers, handed_over)
+        writer = training.summary_writer(logdir)
+        summaries = ActivationSummaries(probe_images, writer=writer, every=1, layers=list(LAYERS),
+                                        numbered=True,
+                                        figure_layers=[LAYERS[k - 1] for k in plot_layers])
+        summaries.set_model(model)
+        summaries.figures.close()
+        handed_over = summaries.figures = HandedOver()
+        probe = summaries._probe_model
         forward = tf.function(lambda images: probe(images, training=False))
         forward(probe_images)  # first calls trace: not timed
-        logger.log(0)
+        summaries.log(0)
         forward_s = timings(lambda i: forward(probe_images), repeats)
-        summary_s = timings(lambda i: logger.log(i + 1), repeats)
+        summary_s = timings(lambda i: summaries.log(i + 1), repeats)
 
         renderer = FigureRenderer(writer)
         # One event's figures, drawn and logged on this thread.

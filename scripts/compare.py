@@ -6,7 +6,6 @@ Flags not listed in --help go to train.py unchanged. This process only starts an
 others (train.py runs, TensorBoard): it must not import TensorFlow.
 """
 import argparse
-import ast
 import json
 import shlex
 import signal
@@ -22,6 +21,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 import datasets  # noqa: E402  (numpy only: cheap)
+import ops  # noqa: E402  (no TensorFlow at import)
 
 TRAIN = REPO_ROOT / "train.py"
 # compare.py sets these for every run; a pass-through copy would put the runs elsewhere.
@@ -35,24 +35,17 @@ class UsageError(Exception):
     """Bad input from the user: printed as one line, exit code 2."""
 
 
-def activations():
-    """ops.ACTIVATIONS, read from ops.py's source instead of imported: importing ops loads Keras
-    and TensorFlow (5 s, 600 MB) into a process that only starts and waits for others."""
-    for node in ast.parse((REPO_ROOT / "ops.py").read_text()).body:
-        names = [getattr(target, "id", None) for target in getattr(node, "targets", ())]
-        if names == ["ACTIVATIONS"]:
-            return tuple(ast.literal_eval(node.value))
-    raise RuntimeError(f"{REPO_ROOT / 'ops.py'} no longer assigns ACTIVATIONS a literal tuple")
-
-
 def build_parser():
     p = argparse.ArgumentParser(
-        description=f"Train {', '.join(activations())} one after another with identical settings "
+        description=f"Train {', '.join(ops.COMPARED)} (or --activations) one after another with identical settings "
                     f"and seed into one TensorBoard root, then serve that root with TensorBoard. "
                     f"Any other flag goes to train.py unchanged (see python train.py --help).",
         allow_abbrev=False)  # an abbreviated train.py flag must reach train.py, not match ours
     add = p.add_argument
     add("--dataset", required=True, choices=datasets.NAMES, help="data set (also names the root)")
+    add("--activations", nargs="+", choices=ops.ACTIVATIONS, default=list(ops.COMPARED),
+        metavar="NAME", help=f"activations to train, from {', '.join(ops.ACTIVATIONS)} "
+                             f"(default: {' '.join(ops.COMPARED)})")
     add("--root", metavar="DIR",
         help="TensorBoard root for the runs, new or empty (default: logs/DATASET-compare-TIMESTAMP)")
     add("--parallel", action="store_true",
@@ -289,9 +282,11 @@ def main(argv=None):
         return 2
     interrupts = Interrupts()
     interrupts.install()
-    commands = {a: train_command(train_args, args.dataset, a, root) for a in activations()}
+    commands = {a: train_command(train_args, args.dataset, a, root)
+                for a in dict.fromkeys(args.activations)}
     status = run_all(commands, args.parallel, interrupts)
-    print(f"\nruns in {root}:\n{summary_table(root, status)}", flush=True)
+    print(f"\nruns in {root}:\n{summary_table(root, status)}\n"
+          f"figures and a report page: python {REPO_ROOT / 'scripts' / 'report.py'} {root}", flush=True)
 
     if interrupts.signum is not None:
         return 128 + interrupts.signum

@@ -23,26 +23,21 @@ from matplotlib.ticker import MaxNLocator, PercentFormatter
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-# Tag names come from summaries, which imports TensorFlow; so does TensorBoard's event reader
-# when TensorFlow is installed. Importing train first loads it with its C++ start-up notes
-# silenced (about 6 s on 2 cores), so that a bad command line still prints one line.
-from train import quiet_stderr  # noqa: E402
+from avh.quiet import quiet_stderr  # noqa: E402
 
+# TensorBoard's event reader and model.py load TensorFlow: with its start-up notes silenced,
+# so that a bad command line still prints one line.
 with quiet_stderr():
-    from tensorboard.backend.event_processing import event_accumulator, plugin_event_accumulator
-    from tensorboard.plugins.image import metadata as image_metadata
-    from tensorboard.util import tensor_util
-
+    from avh.events import EVENTS_PREFIX, by_step, read_events as read_event_files
+    from avh.tags import HISTOGRAM_TAG, STAT_TAG, TEST_TAG
     from model import LAYERS, layer_tag
     from ops import ACTIVATIONS
-    from summaries import HISTOGRAM_TAG, STAT_TAG, TEST_TAG
 
 HISTOGRAM_LAYERS = (3, 4)                 # the layers whose last histograms are drawn
-# Names from summaries.STATS (a test checks): the two with a SELU target, and the third.
+# Names from avh.tags.STATS (a test checks): the two with a SELU target, and the third.
 STAT_TARGETS = {"mean": 0.0, "std": 1.0}  # SELU's fixed point: zero mean, unit variance
 NONPOSITIVE = "nonpositive_fraction"
 TEST_METRICS = ("accuracy", "loss")
-EVENTS_PREFIX = "events.out.tfevents."
 DPI = 100
 MAX_COLUMNS = 4                           # histogram panels side by side; more runs wrap
 # Settings that may differ between runs without spoiling the comparison.
@@ -108,19 +103,10 @@ def read_run(root, folder):
 
 def read_events(folder):
     """{tag: {step: value}} for the scalar and histogram tags of this app, from all of the
-    folder's event files (a resumed run has several) via TensorBoard's EventAccumulator."""
-    accumulator = plugin_event_accumulator.EventAccumulator(
-        str(folder),
-        size_guidance={event_accumulator.TENSORS: 0},  # 0 keeps every step, not a sample of 10
-        tensor_size_guidance={image_metadata.PLUGIN_NAME: 1})  # figures are not drawn here
-    accumulator.Reload()
+    folder's event files (a resumed run has several)."""
     wanted = set(wanted_tags())
-    events = {}
-    for tag in accumulator.Tags()[event_accumulator.TENSORS]:
-        if tag in wanted:
-            events[tag] = {event.step: tensor_util.make_ndarray(event.tensor_proto)
-                           for event in accumulator.Tensors(tag)}
-    return events
+    return {tag: by_step(series)
+            for tag, series in read_event_files(folder, want=wanted.__contains__).items()}
 
 
 def wanted_tags():

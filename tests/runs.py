@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from avh.events import read_events  # noqa: F401  (the tests read events through it)
 from conftest import REPO_ROOT
 
 TRAIN = REPO_ROOT / "train.py"
@@ -28,21 +29,6 @@ def start_train(*args, **kwargs):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(train_cmd(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=env, cwd=REPO_ROOT, **kwargs)
-
-
-def read_events(run_dir):
-    """{tag: [(step, value as numpy array), ...]} from all event files of a run, in file order,
-    read with TensorBoard's own event reader (no purging: what is on disk, as it is)."""
-    from tensorboard.backend.event_processing import event_file_loader
-    from tensorboard.util import tensor_util
-
-    events = {}
-    for path in sorted(Path(run_dir).glob("events.out.tfevents.*")):
-        for event in event_file_loader.EventFileLoader(str(path)).Load():
-            for value in event.summary.value:
-                array = tensor_util.make_ndarray(value.tensor)
-                events.setdefault(value.tag, []).append((event.step, array))
-    return events
 
 
 def read_json(path):

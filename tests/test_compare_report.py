@@ -16,11 +16,11 @@ import matplotlib.image
 import pytest
 
 from conftest import REPO_ROOT
-from fixtures import write_mnist
+from datasets.synthetic import write_mnist
 from model import LAYERS, layer_tag
-from ops import ACTIVATIONS
+from ops import COMPARED as ACTIVATIONS
 from runs import read_events, read_json
-from summaries import HISTOGRAM_TAG, PLOT_KINDS, PLOT_TAG, STATS, TEST_TAG
+from avh.tags import HISTOGRAM_TAG, PLOT_KINDS, PLOT_TAG, STATS, TEST_TAG
 
 SCRIPTS = REPO_ROOT / "scripts"
 TINY = ["--max-steps", "4", "--summary-every", "2", "--batch-size", "32", "--seed", "3"]
@@ -185,8 +185,14 @@ def test_compare_reports_a_failed_run_by_name_and_still_runs_the_others(tmp_path
     assert all(f"{a:<12}{'ok (exit 0)':<26}25.00%" in table for a in ACTIVATIONS[1:])
 
 
-def test_compare_reads_the_activations_ops_defines():
-    assert load_script("compare").activations() == ACTIVATIONS
+def test_compare_trains_the_compared_activations_without_importing_tensorflow():
+    code = ("import sys; sys.argv = ['compare.py', '--dataset', 'mnist', '--no-tensorboard']; "
+            f"sys.path.insert(0, {str(SCRIPTS)!r}); import compare; "
+            "args, _ = compare.parse_args(sys.argv[1:]); print(' '.join(args.activations)); "
+            "print('tensorflow' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == [" ".join(ACTIVATIONS), "False"]
 
 
 # -----------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import scipy.io
 
 import datasets
 from conftest import SHARED_DATA
-from fixtures import (CIFAR10_CLASS_NAMES, cifar10_batch, idx_bytes, write_cifar10, write_mnist,
+from datasets.synthetic import (CIFAR10_CLASS_NAMES, cifar10_batch, idx_bytes, write_cifar10, write_mnist,
                       write_mnist_npz, write_svhn, write_tar)
 
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-import fixtures
+from datasets import synthetic as fixtures
 from runs import TRAIN, read_events, read_json, run_train, start_train, train_cmd
-from summaries import HISTOGRAM_TAG, TRAIN_TAG
+from avh.tags import HISTOGRAM_TAG, TRAIN_TAG
 
 
 @pytest.fixture(scope="module")

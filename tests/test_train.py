@@ -5,11 +5,11 @@ import math
 import numpy as np
 import pytest
 
-import fixtures
+from datasets import synthetic as fixtures
 from runs import TINY, read_events, read_json, run_train
 from model import LAYERS, layer_tag
-from train import PROBE_SIZE
-from summaries import HISTOGRAM_TAG, PLOT_KINDS, PLOT_TAG, STAT_TAG, STATS, TEST_TAG, TRAIN_TAG
+from avh.training import PROBE_SIZE
+from avh.tags import HISTOGRAM_TAG, PLOT_KINDS, PLOT_TAG, STAT_TAG, STATS, TEST_TAG, TRAIN_TAG
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -191,7 +191,7 @@ def test_relu_without_batch_norm_drifts_positive():
 
 
 def test_channel_stats_match_numpy():
-    from train import channel_stats
+    from avh.training import channel_stats
     images = np.random.default_rng(0).integers(0, 256, (3000, 8, 8, 3), dtype=np.uint8)
     mean, std = channel_stats(images)
     as_float = images.reshape(-1, 3).astype(np.float64)
@@ -200,7 +200,7 @@ def test_channel_stats_match_numpy():
 
 
 def test_tile_lays_channels_out_as_a_grid():
-    from summaries import tile
+    from avh.figures import tile
     maps = np.arange(4 * 4 * 6, dtype=np.float32).reshape(4, 4, 6)
     grid = tile(maps)
     assert grid.shape == (2 * 4 + 1, 3 * 4 + 2)  # 2x3 channels, one NaN pixel between them

@@ -1,0 +1,79 @@
+"""The run's settings: one Config that mirrors train.py's flags and is what config.json saves,
+its validation, and reading it back from a run folder. No TensorFlow here.
+"""
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+CHECKPOINT = "checkpoint.keras"
+PARTIAL_CHECKPOINT = ".checkpoint-partial.keras"  # written first, renamed when complete
+
+
+@dataclasses.dataclass
+class Config:
+    dataset: str = "mnist"
+    activation: str = "selu"
+    data_dir: str | None = None
+    epochs: int = 1
+    max_steps: int | None = None
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    lr_schedule: str = "constant"
+    clip_norm: float | None = None
+    seed: int = 0
+    norm: str = "auto"
+    init: str = "auto"
+    dropout: float = 0.1
+    dropout_kind: str = "auto"
+    logdir: str = "logs"
+    run_name: str | None = None
+    summary_every: int = 100
+    plot_layers: tuple[int, ...] = (3, 4)
+    checkpoint_every: int = 500
+    jit: bool = False
+    mixed_precision: bool = False
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit code 2."""
+
+
+def check_config(cfg):
+    """UsageError naming the flag for a value no run can use."""
+    positive = {"epochs": cfg.epochs, "batch_size": cfg.batch_size,
+                "learning_rate": cfg.learning_rate, "checkpoint_every": cfg.checkpoint_every}
+    if cfg.max_steps is not None:
+        positive["max_steps"] = cfg.max_steps
+    if cfg.clip_norm is not None:
+        positive["clip_norm"] = cfg.clip_norm
+    for name, value in positive.items():
+        if not value > 0:  # also catches NaN
+            raise UsageError(f"--{name.replace('_', '-')} must be positive, got {value}")
+    if cfg.summary_every < 0:
+        raise UsageError(f"--summary-every must be 0 (off) or positive, got {cfg.summary_every}")
+    if not 0 <= cfg.dropout < 1:
+        raise UsageError(f"--dropout must be in [0, 1), got {cfg.dropout}")
+    if cfg.run_name is not None:
+        name = Path(cfg.run_name)
+        if not cfg.run_name.strip() or name.is_absolute() or ".." in name.parts:
+            raise UsageError(f"--run-name must be a relative folder name inside --logdir, got {cfg.run_name!r}")
+
+
+def load_config(run_dir):
+    """The Config saved in a run folder, or UsageError if the folder is not a finished-or-not run."""
+    run_dir = Path(run_dir)
+    path = run_dir / "config.json"
+    try:
+        saved = json.loads(path.read_text())
+        fields = {f.name for f in dataclasses.fields(Config)}
+        cfg = Config(**{k: v for k, v in saved.items() if k in fields})
+    except (OSError, ValueError, TypeError, AttributeError) as err:
+        raise UsageError(f"--resume {run_dir}: not a run folder of this app (cannot read {path}: {err})")
+    cfg.plot_layers = tuple(cfg.plot_layers)
+    if (run_dir / "metrics.json").exists():
+        raise UsageError(f"--resume {run_dir}: this run already finished (see its metrics.json)")
+    if not (run_dir / CHECKPOINT).exists():
+        raise UsageError(f"--resume {run_dir}: no checkpoint yet, the run stopped before its first "
+                         f"one; start a new run instead")
+    return cfg

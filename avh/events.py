@@ -1,0 +1,32 @@
+"""Reading a run's event files back as numpy values: the one reader for report.py, the
+dashboard's tests, the benchmark and the test suite. It never writes.
+"""
+from pathlib import Path
+
+EVENTS_PREFIX = "events.out.tfevents."
+
+
+def event_files(run_dir):
+    """The run's event files in the order they were written (a resumed run has several)."""
+    return sorted(Path(run_dir).glob(EVENTS_PREFIX + "*"))
+
+
+def read_events(run_dir, want=None):
+    """{tag: [(step, value), ...]}: every summary in the run's event files, in file order, as on
+    disk (a step logged twice appears twice). `want(tag)` picks the tags to decode."""
+    from tensorboard.backend.event_processing import event_file_loader
+    from tensorboard.util import tensor_util
+
+    events = {}
+    for path in event_files(run_dir):
+        for event in event_file_loader.EventFileLoader(str(path)).Load():
+            for value in event.summary.value:
+                if want is None or want(value.tag):
+                    events.setdefault(value.tag, []).append(
+                        (event.step, tensor_util.make_ndarray(value.tensor)))
+    return events
+
+
+def by_step(series):
+    """{step: value} of one tag's [(step, value), ...]; a step logged twice keeps its last value."""
+    return dict(series)

@@ -1,0 +1,149 @@
+"""The activation figures: tfplot images of one layer's output (an activation map of one probe
+example, and its distribution against N(0, 1)), drawn on a background thread within a time budget.
+
+Drawing only: what to draw arrives pre-binned from ActivationSummaries; nothing here trains.
+"""
+import math
+import os
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import tensorflow as tf
+import tfplot
+from mpl_toolkits.axes_grid1 import make_axes_locatable
+
+from avh.tags import PLOT_KINDS, PLOT_TAG
+
+FIGURE_TIME_SHARE = 0.02  # of the run's time, at most, for drawing figures
+FIGURE_INCHES = 4.0
+FIGURE_DPI = 80
+
+
+class FigureRenderer:
+    """Draws the activation figures on one low-priority background thread and logs them with
+    tf.summary.image, so that matplotlib never holds up a training step.
+
+    Drawing still takes CPU and Python's GIL from training (~40 ms a figure here), so figures
+    get at most FIGURE_TIME_SHARE of the run's time: after an event whose drawing took t seconds
+    of CPU time, the next summary events are skipped (counted in `skipped`) for
+    t / FIGURE_TIME_SHARE seconds. Events with wait=True (the first and the last) are always drawn.
+    """
+
+    def __init__(self, writer, time_share=FIGURE_TIME_SHARE, clock=time.monotonic):
+        self._writer = writer if callable(writer) else (lambda: writer)
+        self.time_share, self._clock = time_share, clock
+        self.skipped = 0
+        self.failed = None
+        self._pending = None
+        self._submitted_step = None
+        self._skipped_step = None
+        self._next_draw = 0.0  # time.monotonic() before which new figures are skipped
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="avh-figures",
+                                        initializer=_lower_thread_priority)
+
+    def submit(self, step, layers, wait=False):
+        """Queue the figures of `layers` ({tag name: its figure data, see ActivationSummaries})."""
+        if step == self._submitted_step:
+            return
+        busy = self._pending is not None and not self._pending.done()
+        if not wait and (busy or self._clock() < self._next_draw):
+            self.skipped += 1
+            self._skipped_step = step
+            return
+        if step == self._skipped_step:  # skipped a moment ago, drawn after all (the last step)
+            self.skipped -= 1
+            self._skipped_step = None
+        if busy:
+            self._pending.result()
+        self._submitted_step = step
+        self._pending = self._pool.submit(self.draw_and_log, step, layers)
+
+    def close(self):
+        """Wait for the figures in flight; report a drawing failure once instead of crashing."""
+        self._pool.shutdown(wait=True)
+        if self.failed:
+            print(f"warning: activation figures could not be drawn ({self.failed})", file=sys.stderr)
+
+    def draw_and_log(self, step, layers):
+        """Draw and log one event's figures on the calling thread."""
+        cpu_start = time.thread_time()  # CPU time: a busy machine must not inflate the cost
+        try:
+            self._writer().set_as_default()  # for this thread; no flush (see ActivationSummaries.log)
+            for layer, data in layers.items():
+                figures = {"map": activation_map_figure(data["first_example"], layer),
+                           "histogram": histogram_figure(data["counts"], data["range"],
+                                                         data["mean"], data["std"], layer)}
+                for kind in PLOT_KINDS:
+                    tf.summary.image(PLOT_TAG.format(layer=layer, kind=kind),
+                                     figures[kind][np.newaxis], step=step)
+        except Exception as err:  # a figure is never worth a lost training run
+            self.failed = f"{type(err).__name__}: {err}"
+        cost = time.thread_time() - cpu_start
+        self._next_draw = self._clock() + cost / self.time_share
+
+
+def _lower_thread_priority():
+    """On Linux `setpriority` on a thread id renices that thread only: figures use idle CPU."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):
+        pass
+
+
+def tile(activations):
+    """Lay one example's activations out as a 2-D grid: an (H, W, C) map becomes a near-square
+    mosaic of its C channel maps, one NaN pixel between them (4x4x256 -> 16x16 tiles); a vector
+    of U units becomes a near-square grid of U cells."""
+    a = np.asarray(activations, dtype=np.float32)
+    if a.ndim == 1:
+        a = a.reshape(1, 1, -1)
+    h, w, c = a.shape
+    rows = _grid_rows(c)
+    cols = c // rows
+    gap = 1 if h * w > 1 else 0
+    padded = np.full((h + gap, w + gap, c), np.nan, dtype=np.float32)
+    padded[:h, :w] = a
+    grid = padded.reshape(h + gap, w + gap, rows, cols).transpose(2, 0, 3, 1)
+    grid = grid.reshape(rows * (h + gap), cols * (w + gap))
+    return grid[:grid.shape[0] - gap, :grid.shape[1] - gap]
+
+
+def _grid_rows(n):
+    """The largest divisor of n that is at most sqrt(n), so the grid is as square as n allows."""
+    return max(d for d in range(1, math.isqrt(n) + 1) if n % d == 0)
+
+
+def activation_map_figure(activations, layer):
+    """RGBA image of one probe example's activations at `layer`, tiled, with a colour bar."""
+    grid = tile(activations)
+    fig, ax = tfplot.subplots(figsize=(FIGURE_INCHES, FIGURE_INCHES), dpi=FIGURE_DPI)
+    image = ax.imshow(grid, cmap="viridis", interpolation="nearest")
+    colour_axes = make_axes_locatable(ax).append_axes("right", size="4%", pad=0.05)
+    fig.colorbar(image, cax=colour_axes)
+    shape = "x".join(str(n) for n in np.shape(activations))
+    ax.set_title(f"{layer} ({shape}), probe image 0", fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    fig.subplots_adjust(left=0.04, right=0.90, bottom=0.04, top=0.92)
+    return tfplot.figure.to_array(fig)
+
+
+def histogram_figure(counts, value_range, mean, std, layer):
+    """RGBA image of the distribution of `layer`'s values over the probe batch (pre-binned
+    `counts` over `value_range`), with its mean and std, and the standard normal density
+    that SELU drives activations towards."""
+    low, high = (float(v) for v in value_range)
+    edges = np.linspace(low, high, len(counts) + 1)
+    density = counts / max(counts.sum(), 1) / np.diff(edges)
+    fig, ax = tfplot.subplots(figsize=(FIGURE_INCHES, FIGURE_INCHES), dpi=FIGURE_DPI)
+    ax.stairs(density, edges, fill=True, alpha=0.6, label="activations")
+    x = np.linspace(low, high, 200)
+    ax.plot(x, np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi), "k--", lw=1, label="N(0, 1)")
+    ax.set_title(f"{layer}: mean {float(mean):+.3f}, std {float(std):.3f}", fontsize=9)
+    ax.set_xlim(low, high)
+    ax.legend(fontsize=8)
+    fig.subplots_adjust(left=0.12, right=0.96, bottom=0.08, top=0.92)
+    return tfplot.figure.to_array(fig)

@@ -1,0 +1,199 @@
+"""ActivationSummaries on models this project did not write: each gets its histograms and stats,
+read back from the event files; bad input gets a clear error."""
+import numpy as np
+import pytest
+
+from avh.quiet import import_tensorflow
+
+tf, keras = import_tensorflow()
+
+from avh.events import read_events  # noqa: E402
+from avh.summaries import ActivationSummaries, histogram_buckets  # noqa: E402
+from avh.tags import HISTOGRAM_TAG, PLOT_TAG, STAT_TAG, STATS  # noqa: E402
+
+
+def fit_with_summaries(model, x, y, log_dir, epochs=2, batch_size=8, **kwargs):
+    """model.fit as a user would write it, plus the one callback."""
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    summaries = ActivationSummaries(x[:16], log_dir=log_dir, **kwargs)
+    model.fit(x, y, epochs=epochs, batch_size=batch_size, callbacks=[summaries], verbose=0)
+    summaries.close()
+    return summaries, read_events(log_dir)
+
+
+def assert_logged(events, layer, steps):
+    histograms = events[HISTOGRAM_TAG.format(layer=layer)]
+    assert [s for s, _ in histograms] == steps
+    for stat in STATS:
+        assert [s for s, _ in events[STAT_TAG.format(layer=layer, stat=stat)]] == steps
+    return histograms
+
+
+def mnist_convnet():
+    """The Keras docs' simple MNIST convnet (keras.io/examples/vision/mnist_convnet)."""
+    return keras.Sequential([
+        keras.Input(shape=(28, 28, 1)),
+        keras.layers.Conv2D(32, kernel_size=(3, 3), activation="relu"),
+        keras.layers.MaxPooling2D(pool_size=(2, 2)),
+        keras.layers.Conv2D(64, kernel_size=(3, 3), activation="relu"),
+        keras.layers.MaxPooling2D(pool_size=(2, 2)),
+        keras.layers.Flatten(),
+        keras.layers.Dropout(0.5),
+        keras.layers.Dense(10, activation="softmax"),
+    ])
+
+
+def test_keras_docs_convnet_gets_every_activation_layer_every_n_steps(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(48, 28, 28, 1)).astype("float32")
+    y = rng.integers(0, 10, 48)
+    model = mnist_convnet()
+    summaries, events = fit_with_summaries(model, x, y, tmp_path, every=4)
+    # 6 steps an epoch, 2 epochs: step 0, every 4th, and the last.
+    assert [tag for tag, _ in summaries.layers] == ["conv2d", "conv2d_1", "dense"]
+    for layer in ("conv2d", "conv2d_1", "dense"):
+        assert_logged(events, layer, [0, 4, 8, 12])
+    # The histogram holds every probe value: 16 images x 26 x 26 x 32 channels.
+    _, buckets = events[HISTOGRAM_TAG.format(layer="conv2d")][-1]
+    assert buckets.shape == (30, 3) and buckets[:, 2].sum() == 16 * 26 * 26 * 32
+    # The stats are those of the layer's real output on the probe batch at the last step.
+    probe = keras.Model(model.inputs, model.get_layer("conv2d").output)
+    out = probe(x[:16], training=False).numpy()
+    (_, mean), = events[STAT_TAG.format(layer="conv2d", stat="mean")][-1:]
+    (_, zeros), = events[STAT_TAG.format(layer="conv2d", stat="nonpositive_fraction")][-1:]
+    assert float(mean) == pytest.approx(out.mean(), rel=1e-4)
+    assert float(zeros) == pytest.approx((out <= 0).mean(), abs=1e-6)
+
+
+@pytest.mark.slow
+def test_mobilenet_v3_small_gets_its_activations_logged(tmp_path):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(16, 32, 32, 3)).astype("float32")
+    y = rng.integers(0, 10, 16)
+    model = keras.applications.MobileNetV3Small(input_shape=(32, 32, 3), weights=None, classes=10,
+                                                include_preprocessing=False)
+    summaries, events = fit_with_summaries(model, x, y, tmp_path, epochs=1, every=1)
+    tags = [tag for tag, _ in summaries.layers]
+    assert len(tags) > 20  # every ReLU and hard-swish activation, in model order
+    for tag in (tags[0], tags[len(tags) // 2], tags[-1]):
+        assert_logged(events, tag, [0, 1, 2])
+
+
+def test_nested_functional_submodel_layers_are_reached(tmp_path):
+    inner_in = keras.Input(shape=(12,))
+    hidden = keras.layers.Dense(16, name="inner_dense")(inner_in)
+    hidden = keras.layers.Activation("tanh", name="inner_tanh")(hidden)
+    encoder = keras.Model(inner_in, hidden, name="encoder")
+    outer_in = keras.Input(shape=(6,))
+    x = keras.layers.Dense(12, activation="selu", name="stem")(outer_in)
+    x = encoder(x)
+    out = keras.layers.Dense(3, activation="softmax", name="head")(x)
+    model = keras.Model(outer_in, out, name="outer")
+
+    rng = np.random.default_rng(2)
+    data = rng.normal(size=(32, 6)).astype("float32")
+    summaries, events = fit_with_summaries(model, data, rng.integers(0, 3, 32), tmp_path,
+                                           epochs=1, every=2, numbered=True)
+    assert [tag for tag, _ in summaries.layers] == ["1_stem", "2_inner_tanh", "3_head"]
+    assert_logged(events, "2_inner_tanh", [0, 2, 4])
+    # The nested layer's values are its real output inside the outer model.
+    expected = np.tanh(encoder.get_layer("inner_dense")(
+        model.get_layer("stem")(data[:16]))).numpy()
+    (_, mean), = events[STAT_TAG.format(layer="2_inner_tanh", stat="mean")][-1:]
+    assert float(mean) == pytest.approx(expected.mean(), abs=1e-5)
+
+
+def test_layers_by_name_and_predicate_with_figures(tmp_path):
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(32, 28, 28, 1)).astype("float32")
+    model = mnist_convnet()
+    summaries, events = fit_with_summaries(
+        model, x, rng.integers(0, 10, 32), tmp_path, epochs=1, every=2,
+        layers=lambda layer: isinstance(layer, keras.layers.Conv2D), figure_layers=["conv2d_1"])
+    assert [tag for tag, _ in summaries.layers] == ["conv2d", "conv2d_1"]
+    maps = events[PLOT_TAG.format(layer="conv2d_1", kind="map")]
+    assert maps and maps[0][0] == 0 and maps[-1][0] == 4  # first and last step always drawn
+
+
+def test_mixed_precision_logs_float32(tmp_path):
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = mnist_convnet()
+    finally:
+        keras.config.set_dtype_policy("float32")
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(16, 28, 28, 1)).astype("float32")
+    _, events = fit_with_summaries(model, x, rng.integers(0, 10, 16), tmp_path, epochs=1, every=1)
+    (_, mean), = events[STAT_TAG.format(layer="conv2d", stat="mean")][-1:]
+    assert mean.dtype == np.float32 and np.isfinite(mean)
+
+
+def test_off_writes_nothing_and_lets_keras_dispatch_batches_freely(tmp_path):
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(16, 28, 28, 1)).astype("float32")
+    summaries, events = fit_with_summaries(mnist_convnet(), x, rng.integers(0, 10, 16),
+                                           tmp_path / "off", epochs=1, every=0)
+    assert summaries.async_safe and summaries.layers == [] and events == {}
+    assert not (tmp_path / "off").exists()
+
+
+# -----------------------------------------------------------------------------
+# Bad input: one clear message.
+
+def test_unknown_layer_name_lists_close_matches():
+    summaries = ActivationSummaries(np.zeros((4, 28, 28, 1), "float32"), log_dir="unused",
+                                    layers=["conv2d", "conv_2d_1"])
+    with pytest.raises(ValueError, match=r"no layer named 'conv_2d_1'; close matches: conv2d_1"):
+        summaries.set_model(mnist_convnet())
+
+
+def test_probe_batch_of_the_wrong_shape_is_refused():
+    summaries = ActivationSummaries(np.zeros((4, 32, 32, 3), "float32"), log_dir="unused")
+    with pytest.raises(ValueError, match=r"probe_batch has shape \(4, 32, 32, 3\), but model "
+                                         r"'sequential.*' expects \(None, 28, 28, 1\)"):
+        summaries.set_model(mnist_convnet())
+
+
+def test_subclassed_model_says_what_to_do():
+    class Net(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(4, activation="relu")
+
+        def call(self, x):
+            return self.dense(x)
+
+    model = Net()
+    model(np.zeros((2, 3), "float32"))
+    summaries = ActivationSummaries(np.zeros((4, 3), "float32"), log_dir="unused")
+    with pytest.raises(ValueError, match="subclassed keras.Model.*functional API"):
+        summaries.set_model(model)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"every": -1}, "every"), ({"every": 2.5}, "every"), ({"layers": "conv2d"}, "layers"),
+    ({"log_dir": None}, "exactly one of"),
+])
+def test_constructor_validates_its_arguments(kwargs, message):
+    args = {"log_dir": "unused", **kwargs}
+    with pytest.raises(ValueError, match=message):
+        ActivationSummaries(np.zeros((1, 3)), **args)
+
+
+# -----------------------------------------------------------------------------
+# The histogram in TensorBoard's format.
+
+@pytest.mark.parametrize("values", [[0.5], [2.0] * 7, [-3.0, 0.0, 0.0, 1.0, 9.5],
+                                    np.random.default_rng(0).normal(size=10_000)])
+def test_histogram_buckets_count_every_value_in_tensorboards_layout(values):
+    values = np.asarray(values, np.float32)
+    buckets = histogram_buckets(tf.constant(values)).numpy()
+    assert buckets.shape == (30, 3) and buckets.dtype == np.float64
+    assert buckets[:, 2].sum() == len(values)
+    assert np.all(buckets[1:, 0] == buckets[:-1, 1])  # contiguous edges
+    assert buckets[0, 0] == pytest.approx(values.min())
+    if values.min() < values.max():
+        assert buckets[-1, 1] == pytest.approx(values.max(), rel=1e-6)
+    else:  # a constant layer: one unit-wide range starting at its value, all counts in bucket 0
+        assert buckets[-1, 1] == pytest.approx(values[0] + 1.0)
+        assert buckets[0, 2] == len(values)
