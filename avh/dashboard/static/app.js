@@ -55,7 +55,8 @@ class Dashboard {
     this.layer = null;
     this.steps = [];
     this.step = 'last';
-    this.groupSeeds = false;
+    // ?groupSeeds=1 opens the page grouped (a link to share, and for headless checks).
+    this.groupSeeds = new URLSearchParams(window.location.search).get('groupSeeds') === '1';
     this.request = 0;         // newer answers win over late older ones
     this.build(root);
   }
@@ -69,6 +70,7 @@ class Dashboard {
     const tools = element('div', {class: 'tools'}, header);
     const groupLabel = element('label', {}, tools);
     this.groupBox = element('input', {type: 'checkbox', id: 'group-seeds'}, groupLabel);
+    this.groupBox.checked = this.groupSeeds;
     groupLabel.append(' group seeds');
     this.groupBox.addEventListener('change', () => { this.groupSeeds = this.groupBox.checked; this.redraw(); });
     this.reloadButton = element('button', {type: 'button', id: 'reload'}, tools, 'Reload');
@@ -203,7 +205,7 @@ class Dashboard {
       if (!run.layers.length) {
         item.classList.add('empty');
         element('span', {class: 'badge'}, label, 'no activation data');
-      } else if (run.activation) {
+      } else if (run.activation && run.activation !== run.run.split('/').pop()) {
         element('span', {class: 'badge'}, label, run.activation + (run.finished === false ? ' \u00b7 running' : ''));
       }
       return item;

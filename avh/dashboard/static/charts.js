@@ -143,7 +143,7 @@ export function drawDistribution(svg, series, {title, width = 760, height = 400}
   text(svg, box.left, 22, title, {class: 'chart-title'});
   const xRange = xRangeOf(series);
   const yTop = yTopOf(series, xRange);
-  const {x, y} = axes(svg, box, xRange, [0, yTop], {x: 'activation value', y: 'density'});
+  const {x, y} = axes(svg, box, xRange, [0, yTop], {x: 'activation value', y: 'density', yTicks: 6});
   const clip = `clip-${Math.random().toString(36).slice(2)}`;
   svgElement('rect', {...box, x: box.left, y: box.top}, svgElement('clipPath', {id: clip}, svg));
   const plot = svgElement('g', {'clip-path': `url(#${clip})`}, svg);
@@ -218,7 +218,7 @@ export function drawTrajectories(svg, series, {title, width = 360, height = 290,
   const fx = x(FIXED_POINT.mean), fy = y(FIXED_POINT.std);
   svgElement('path', {d: `M${fx - 7},${fy}H${fx + 7}M${fx},${fy - 7}V${fy + 7}`, class: 'fixed-point'}, svg);
   svgElement('circle', {cx: fx, cy: fy, r: 4, class: 'fixed-point'}, svg);
-  text(svg, fx + 8, fy - 7, 'SELU fixed point', {class: 'fixed-point-label'});
+  text(svg, fx + 6, fy + 14, '(0, 1)', {class: 'fixed-point-label'});
   for (const s of series) {
     const pts = s.points.filter(([, m, sd]) => m !== null && sd !== null);
     if (!pts.length) continue;
