@@ -72,17 +72,21 @@ class FigureRenderer:
         cpu_start = time.thread_time()  # CPU time: a busy machine must not inflate the cost
         try:
             self._writer().set_as_default()  # for this thread; no flush (see ActivationSummaries.log)
-            for layer, data in layers.items():
-                figures = {"map": activation_map_figure(data["first_example"], layer),
-                           "histogram": histogram_figure(data["counts"], data["range"],
-                                                         data["mean"], data["std"], layer)}
-                for kind in PLOT_KINDS:
-                    tf.summary.image(PLOT_TAG.format(layer=layer, kind=kind),
-                                     figures[kind][np.newaxis], step=step)
+            self.draw_figures(step, layers)
         except Exception as err:  # a figure is never worth a lost training run
             self.failed = f"{type(err).__name__}: {err}"
         cost = time.thread_time() - cpu_start
         self._next_draw = self._clock() + cost / self.time_share
+
+
+    def draw_figures(self, step, layers):
+        for layer, data in layers.items():
+            figures = {"map": activation_map_figure(data["first_example"], layer),
+                       "histogram": histogram_figure(data["counts"], data["range"],
+                                                     data["mean"], data["std"], layer)}
+            for kind in PLOT_KINDS:
+                tf.summary.image(PLOT_TAG.format(layer=layer, kind=kind),
+                                 figures[kind][np.newaxis], step=step)
 
 
 def _lower_thread_priority():

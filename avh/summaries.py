@@ -285,8 +285,8 @@ def _check_reachable(model, path=()):
 def probe_model(model, chosen):
     """A keras.Model sharing `model`'s weights that maps its inputs to the chosen layers'
     outputs, in order, nested models included (a layer called more than once: its first call)."""
-    return keras.Model(model.inputs, _symbolic_outputs(model, chosen),
-                       name=f"{model.name}_activations")
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    return keras.Model(inputs, _symbolic_outputs(model, chosen), name=f"{model.name}_activations")
 
 
 def _symbolic_outputs(model, targets):
@@ -301,7 +301,7 @@ def _symbolic_outputs(model, targets):
     for sub, indices in nested.values():
         # Reach inside the nested model with a probe of its own, applied where `model` calls it.
         inner = _symbolic_outputs(sub, [(targets[i][0][1:], targets[i][1]) for i in indices])
-        sub_probe = keras.Model(sub.inputs, inner)
+        sub_probe = keras.Model(sub.inputs[0] if len(sub.inputs) == 1 else sub.inputs, inner)
         outputs = sub_probe(_call_inputs(sub, model))
         outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
         for i, out in zip(indices, outputs):

@@ -30,7 +30,9 @@ def assert_logged(events, layer, steps):
 
 
 def mnist_convnet():
-    """The Keras docs' simple MNIST convnet (keras.io/examples/vision/mnist_convnet)."""
+    """The Keras docs' simple MNIST convnet (keras.io/examples/vision/mnist_convnet), with the
+    layer names a fresh script gets."""
+    keras.utils.clear_session()
     return keras.Sequential([
         keras.Input(shape=(28, 28, 1)),
         keras.layers.Conv2D(32, kernel_size=(3, 3), activation="relu"),
@@ -57,7 +59,7 @@ def test_keras_docs_convnet_gets_every_activation_layer_every_n_steps(tmp_path):
     _, buckets = events[HISTOGRAM_TAG.format(layer="conv2d")][-1]
     assert buckets.shape == (30, 3) and buckets[:, 2].sum() == 16 * 26 * 26 * 32
     # The stats are those of the layer's real output on the probe batch at the last step.
-    probe = keras.Model(model.inputs, model.get_layer("conv2d").output)
+    probe = keras.Model(model.inputs[0], model.get_layer("conv2d").output)
     out = probe(x[:16], training=False).numpy()
     (_, mean), = events[STAT_TAG.format(layer="conv2d", stat="mean")][-1:]
     (_, zeros), = events[STAT_TAG.format(layer="conv2d", stat="nonpositive_fraction")][-1:]
@@ -97,8 +99,7 @@ def test_nested_functional_submodel_layers_are_reached(tmp_path):
     assert [tag for tag, _ in summaries.layers] == ["1_stem", "2_inner_tanh", "3_head"]
     assert_logged(events, "2_inner_tanh", [0, 2, 4])
     # The nested layer's values are its real output inside the outer model.
-    expected = np.tanh(encoder.get_layer("inner_dense")(
-        model.get_layer("stem")(data[:16]))).numpy()
+    expected = np.tanh(encoder.get_layer("inner_dense")(model.get_layer("stem")(data[:16])))
     (_, mean), = events[STAT_TAG.format(layer="2_inner_tanh", stat="mean")][-1:]
     assert float(mean) == pytest.approx(expected.mean(), abs=1e-5)
 
