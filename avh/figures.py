@@ -15,7 +15,9 @@ import tensorflow as tf
 import tfplot
 from mpl_toolkits.axes_grid1 import make_axes_locatable
 
-from avh.tags import PLOT_KINDS, PLOT_TAG
+from avh.moments import MOMENT_MAP_KEY
+from avh.tags import MOMENT_MAP_TAG, PLOT_KINDS, PLOT_TAG
+from avh.theory_figures import moment_map_figure
 
 FIGURE_TIME_SHARE = 0.02  # of the run's time, at most, for drawing figures
 FIGURE_INCHES = 4.0
@@ -81,6 +83,11 @@ class FigureRenderer:
 
     def draw_figures(self, step, layers):
         for layer, data in layers.items():
+            if layer == MOMENT_MAP_KEY:  # {layer: [(mean, variance), ...]} over training
+                image = moment_map_figure(list(data.items()),
+                                          title=f"SELU layers' (mean, variance), steps 0-{step}")
+                tf.summary.image(MOMENT_MAP_TAG, image[np.newaxis], step=step)
+                continue
             figures = {"map": activation_map_figure(data["first_example"], layer),
                        "histogram": histogram_figure(data["counts"], data["range"],
                                                      data["mean"], data["std"], layer)}
