@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global figure state
-from matplotlib.ticker import MaxNLocator, PercentFormatter
+from matplotlib.ticker import MaxNLocator, PercentFormatter, ScalarFormatter
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
@@ -347,6 +347,63 @@ img {{ max-width: 100%; }}
 
 
 # -----------------------------------------------------------------------------
+# scripts/depth_sweep.py's runs: the paper's Figure 1 (training loss by depth) and per-layer std.
+
+DEPTH_COLOURS = {"selu": "C0", "relu-bn": "C1", "relu": "C3"}
+
+
+def depth_runs(runs):
+    """The runs of depth sweeps among `runs`, by (depth, variant)."""
+    return {(r.config["depth"], r.config["variant"]): r for r in runs
+            if r.config.get("sweep") == "depth"}
+
+
+def plot_depth_sweep(runs, path):
+    """Top row, one panel per depth: training loss over steps per variant. Bottom row: each
+    layer's activation std at step 0 (hollow, dashed) and at the end (filled), log scale, with
+    SELU's target 1 dashed."""
+    sweep = depth_runs(runs)
+    depths = sorted({depth for depth, _ in sweep})
+    fig = Figure(figsize=(4.2 * len(depths) + 0.6, 7.4), layout="constrained")
+    axes = fig.subplots(2, len(depths), squeeze=False)
+    for col, depth in enumerate(depths):
+        loss_ax, std_ax = axes[0, col], axes[1, col]
+        for (d, variant), run in sorted(sweep.items()):
+            if d != depth:
+                continue
+            events = read_event_files(run.folder, want=lambda t: t == "train/loss" or
+                                      (t.startswith("activation_stats/") and t.endswith("/std")))
+            colour = DEPTH_COLOURS.get(variant, "C7")
+            steps, losses = zip(*sorted(by_step(events.get("train/loss", [])).items())) or ((), ())
+            loss_ax.plot(steps, [float(v) for v in losses], color=colour, label=variant)
+            layers = range(1, depth + 1)
+            series = [sorted(by_step(events.get(f"activation_stats/act{k}/std", [])).items())
+                      for k in layers]
+            if all(series):
+                first = [float(points[0][1]) for points in series]
+                last = [float(points[-1][1]) for points in series]
+                std_ax.plot(layers, first, "o--", color=colour, mfc="none", ms=4, lw=1)
+                std_ax.plot(layers, last, "o-", color=colour, ms=4, lw=1.5, label=variant)
+        loss_ax.set_title(f"{depth} hidden layers: training loss", fontsize=11)
+        loss_ax.set_xlabel("step")
+        loss_ax.set_yscale("log")
+        loss_ax.yaxis.set_major_formatter(ScalarFormatter())
+        loss_ax.yaxis.set_minor_formatter(ScalarFormatter())
+        loss_ax.grid(alpha=0.3)
+        std_ax.axhline(1.0, color="0.35", ls="--", lw=1)
+        std_ax.set_yscale("log")
+        std_ax.set_title(f"{depth} layers: std per layer (○ step 0, ● end)", fontsize=11)
+        std_ax.yaxis.set_major_formatter(ScalarFormatter())
+        std_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        std_ax.set_xlabel("layer")
+        std_ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("training loss (running mean)")
+    axes[1, 0].set_ylabel("activation std on the probe batch")
+    axes[0, 0].legend(fontsize=9)
+    fig.savefig(path, dpi=DPI)
+
+
+# -----------------------------------------------------------------------------
 
 def build_parser():
     p = argparse.ArgumentParser(
@@ -383,6 +440,12 @@ def main(argv=None):
         print(f"error: {err}", file=sys.stderr)
         return 2
     try:
+        if depth_runs(runs):
+            plot_depth_sweep(runs, out / "depth.png")
+            print(f"wrote {out / 'depth.png'}")
+            runs = [run for run in runs if run.config.get("sweep") != "depth"]
+            if not runs:
+                return 0
         for name, (draw, _) in FIGURES.items():
             draw(runs, out / name)
         write_html(root, runs, out)
