@@ -95,25 +95,6 @@ def build_parser():
     return p
 
 
-def parse_args(argv=None):
-    """(Config, resume run folder or None) from the command line; UsageError on bad values."""
-    given = vars(build_parser().parse_args(argv))
-    resume = given.pop("resume", None)
-    if "plot_layers" in given:
-        given["plot_layers"] = tuple(given["plot_layers"])
-    if resume is None:
-        cfg = Config(**given)
-    else:
-        extra = sorted(set(given) - {"data_dir"})
-        if extra:
-            flags = ", ".join("--" + name.replace("_", "-") for name in extra)
-            raise UsageError(f"--resume continues with the run's saved settings; drop {flags}")
-        cfg = load_config(resume)
-        cfg.data_dir = given.get("data_dir", cfg.data_dir)
-    check_config(cfg)
-    return cfg, (Path(resume) if resume else None)
-
-
 def _usage_error(message):
     print(f"error: {message} (see --help)", file=sys.stderr)
     sys.exit(2)
