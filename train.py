@@ -87,6 +87,9 @@ def build_parser():
         help="layers (1-6) that get tfplot figures (default: 3 4)")
     add("--checkpoint-every", type=int, metavar="N",
         help=f"save a checkpoint every N steps (default: {d.checkpoint_every})")
+    add("--steps-per-execution", type=int, metavar="N",
+        help="optimizer steps per call into TensorFlow; --summary-every and --checkpoint-every "
+             f"must be multiples of N (default: {d.steps_per_execution})")
     add("--jit", action="store_true", help="compile the training step with XLA (default: Keras' choice)")
     add("--mixed-precision", action="store_true",
         help="compute in float16 on a GPU, bfloat16 on a CPU (logged activations stay float32)")
@@ -225,9 +228,13 @@ def train(cfg, resume_dir=None):
     activations = ActivationSummaries(
         probe_batch, writer=writer, every=cfg.summary_every, layers=list(LAYERS), numbered=True,
         figure_layers=[LAYERS[k - 1] for k in cfg.plot_layers], log_on_train_end=False)
-    progress = training.Progress(total_steps, cfg.batch_size, cfg.summary_every or 100, TRAIN_TAG)
+    progress = training.Progress(total_steps, cfg.batch_size,
+                                 cfg.summary_every or math.lcm(100, cfg.steps_per_execution), TRAIN_TAG)
     checkpointer = training.Checkpointer(model, run_dir, writer, cfg.checkpoint_every)
-    callbacks = [training.NanGuard(checkpointer), activations, progress, checkpointer, stop]
+    # The loss is read (a host sync) only where something is logged or saved, and at fit ends.
+    nan_guard = training.NanGuard(checkpointer, every=(cfg.summary_every, progress.every,
+                                                       cfg.checkpoint_every))
+    callbacks = [nan_guard, activations, progress, checkpointer, stop]
 
     # -------------------------------------------------------------------------
     # Train: one fit() per epoch (a resumed run can start mid-epoch); test set at epoch ends.

@@ -41,6 +41,7 @@ class Config:
     summary_every: int = 100
     plot_layers: tuple[int, ...] = (3, 4)
     checkpoint_every: int = 500
+    steps_per_execution: int = 1          # see README, Performance: chosen from measurements
     jit: bool = False
     mixed_precision: bool = False
 
@@ -71,6 +72,15 @@ def check_config(cfg):
             raise UsageError(f"--{name.replace('_', '-')} must be positive, got {value}")
     if cfg.summary_every < 0:
         raise UsageError(f"--summary-every must be 0 (off) or positive, got {cfg.summary_every}")
+    if not cfg.steps_per_execution > 0:
+        raise UsageError(f"--steps-per-execution must be positive, got {cfg.steps_per_execution}")
+    # Callbacks see only the ends of executions: summaries and checkpoints must fall there.
+    for name in ("summary_every", "checkpoint_every"):
+        every = getattr(cfg, name)
+        if every % cfg.steps_per_execution:
+            raise UsageError(f"--{name.replace('_', '-')} {every} is not a multiple of "
+                             f"--steps-per-execution {cfg.steps_per_execution}; choose "
+                             f"cadences that are multiples of it (or a smaller N)")
     if not 0 <= cfg.dropout < 1:
         raise UsageError(f"--dropout must be in [0, 1), got {cfg.dropout}")
     if cfg.run_name is not None:

@@ -1,25 +1,51 @@
-"""Keras callbacks that know the global optimizer step of every batch, counted, not read.
+"""Keras callbacks that act on global optimizer steps, counted, not read, with no host sync per step.
 
-Reading the optimizer's step variable costs ~30 us a read (a host sync on a GPU); it is read
-once per epoch here and the batch index does the rest, also under steps_per_execution.
+Keras converts every step's logs to floats on the training thread (a device-to-host copy that stops
+it queueing the next step on a GPU) whenever a callback overrides on_train_batch_end without
+`async_safe`. A StepCallback never does: it learns that a step ended from the next
+on_train_batch_begin (which carries no logs) or, for a fit's last step, from on_epoch_end, and
+reads what it needs (metrics, weights) only at the steps where it acts.
 """
 import keras
 
 
 class StepCallback(keras.callbacks.Callback):
-    """Base for callbacks that act on global steps: `global_step(batch)` in on_train_batch_end."""
+    """Base for callbacks that act on global steps: override `on_step_end(step)`.
+
+    It runs on the training thread after step `step` and before the next one starts, so the
+    weights it sees are exactly those of `step`. Under steps_per_execution N it runs once per
+    execution, after its last step (the others are never seen: Keras runs N steps per call).
+    """
 
     def on_train_begin(self, logs=None):
-        self._epoch_start = self.read_step()
+        self._epoch_start = self._last_step = self.read_step()
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_start = self.read_step()
+        self._epoch_start = self._last_step = self.read_step()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if batch:  # this fit's first `batch` steps have run
+            self._step_ended(self._epoch_start + batch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._step_ended(self.read_step(), fit_end=True)
+
+    def _step_ended(self, step, fit_end=False):
+        self.at_fit_end = fit_end
+        if step != self._last_step:
+            self.previous_step, self._last_step = self._last_step, step
+            self.on_step_end(step)
+
+    def on_step_end(self, step):
+        """Optimizer step `step` has ended (`self.previous_step`: the one seen before it;
+        `self.at_fit_end`: it is the fit's last)."""
 
     def read_step(self):
         """The optimizer's step now (a read of its variable: use at boundaries only)."""
         return int(self.model.optimizer.iterations)
 
-    def global_step(self, batch):
-        """The optimizer step that batch `batch` (Keras' index within the epoch; the last of
-        the batches an execution ran) has just completed."""
-        return self._epoch_start + batch + 1
+    @staticmethod
+    def crossed(step, previous, every):
+        """Whether a multiple of `every` lies in (previous, step]: the step itself when every
+        execution ends on a multiple (steps_per_execution divides `every`)."""
+        return bool(every) and step // every > previous // every

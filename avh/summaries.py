@@ -81,8 +81,6 @@ class ActivationSummaries(StepCallback):
         self._figure_data = {}      # the last logged step's, for a later final=True request
         self._probe_model = None
         self._summarise = None
-        if not every:
-            self.async_safe = True  # off: let Keras dispatch batch hooks without waiting on us
 
     # -- Keras hooks ---------------------------------------------------------------------
 
@@ -96,11 +94,11 @@ class ActivationSummaries(StepCallback):
         if self.every and self._epoch_start == 0 and self.last_step is None:
             self.log(0, final=True)  # the initial state: what the initialisation does alone
 
-    def on_train_batch_end(self, batch, logs=None):
-        if self.every:
-            step = self.global_step(batch)
-            if step % self.every == 0:
-                self.log(step)
+    def on_step_end(self, step):
+        # Under steps_per_execution N that does not divide `every`: the first execution end
+        # after each multiple, logged under its own step.
+        if self.crossed(step, self.previous_step, self.every):
+            self.log(step)
 
     def on_train_end(self, logs=None):
         if self.every and self.log_on_train_end:

@@ -70,22 +70,32 @@ def compile_model(model, cfg, total_steps):
     optimizer = kinds[cfg.optimizer](lr, global_clipnorm=cfg.clip_norm, **settings)
     model.compile(optimizer=optimizer,
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"], jit_compile=True if cfg.jit else "auto")
+                  metrics=["accuracy"], jit_compile=True if cfg.jit else "auto",
+                  steps_per_execution=cfg.steps_per_execution)
 
 
 def fit_epochs(model, train_batches, steps_per_epoch, start_step, total_steps, callbacks=(),
                at_epoch_end=None):
     """Train from `start_step` to `total_steps`, one fit() per epoch so that a resumed run can
-    start mid-epoch; `at_epoch_end(step)` runs after every epoch but the last. Returns the step."""
+    start mid-epoch; `at_epoch_end(step)` runs after every epoch but the last. Returns the step.
+
+    Under steps_per_execution N, callbacks see only the ends of executions, which Keras counts
+    from each fit's start: an epoch that starts off a multiple of N gets a short fit up to the
+    next multiple first, so that executions end on the multiples of N (where summaries and
+    checkpoints fall) and runs of any N log and save at the same steps."""
+    execution = getattr(model, "steps_per_execution", 1) or 1
     step = start_step
     while step < total_steps:
         epoch, done_in_epoch = divmod(step, steps_per_epoch)
         steps = min(steps_per_epoch - done_in_epoch, total_steps - step)
-        model.fit(train_batches(epoch, skip=done_in_epoch), initial_epoch=epoch,
+        if step % execution:
+            steps = min(steps, execution - step % execution)
+        # take(): an execution runs until N steps or the end of the data, whatever steps_per_epoch
+        model.fit(train_batches(epoch, skip=done_in_epoch).take(steps), initial_epoch=epoch,
                   epochs=epoch + 1, steps_per_epoch=steps, shuffle=False,
                   callbacks=list(callbacks), verbose=0)
         step += steps
-        if step < total_steps and at_epoch_end is not None:
+        if step < total_steps and step % steps_per_epoch == 0 and at_epoch_end is not None:
             at_epoch_end(step)
     return step
 
@@ -126,18 +136,34 @@ def write_json(path, obj):
 
 
 class NanGuard(StepCallback):
-    """Stops at once when the loss is not finite, before anything logs or saves that step."""
+    """Stops when the loss is not finite, before anything logs or saves it: checked at the steps
+    where something is logged or saved (multiples of `every`) and at each fit's end.
 
-    def __init__(self, checkpointer):
+    It reads the running mean of the loss since the fit began, which is non-finite if any step's
+    loss was, so checking there only misses nothing and leaves the other steps without the host
+    sync that reading a loss costs (on a GPU, a stall of the step queue)."""
+
+    def __init__(self, checkpointer, every=(1,)):
         super().__init__()
         self.checkpointer = checkpointer
+        self.every = [n for n in every if n]
 
-    def on_train_batch_end(self, batch, logs=None):
-        loss = float(logs["loss"])
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self._checked_step = self._epoch_start
+
+    def on_step_end(self, step):
+        if self.at_fit_end or any(step % n == 0 for n in self.every):
+            self.check(step)
+
+    def check(self, step):
+        loss = float(self.model.get_metrics_result()["loss"])
         if not math.isfinite(loss):
-            step = self.global_step(batch)
-            raise Diverged(f"loss became {loss} at step {step}; stopped. Last good checkpoint: "
+            first = self._checked_step + 1
+            where = f"at step {step}" if first == step else f"in steps {first}-{step}"
+            raise Diverged(f"loss became {loss} {where}; stopped. Last good checkpoint: "
                            f"{self.checkpointer.describe()}")
+        self._checked_step = step
 
 
 class StopRequests(keras.callbacks.Callback):
@@ -165,8 +191,8 @@ class StopRequests(keras.callbacks.Callback):
         if self.signum is not None:
             raise Interrupted(self.signum)
 
-    def on_train_batch_end(self, batch, logs=None):
-        self.check()
+    def on_train_batch_begin(self, batch, logs=None):
+        self.check()  # before the next step, not after this one: no logs, no host sync
 
 
 class Progress(StepCallback):
@@ -191,18 +217,21 @@ class Progress(StepCallback):
 
     def on_train_end(self, logs=None):
         if self._clock is not None:
-            self.timed_seconds += time.perf_counter() - self._clock
+            self.timed_seconds += time.perf_counter() - self._clock[0]
+            self.timed_steps += self._last_step - self._clock[1]
 
-    def on_train_batch_end(self, batch, logs=None):
-        if self._clock is None:
-            self._clock = time.perf_counter()
-        else:
-            self.timed_steps += 1
+    def on_train_batch_begin(self, batch, logs=None):
+        if batch and self._clock is None:  # the fit's first execution has ended
+            self._clock = (time.perf_counter(), self._epoch_start + batch)
+        super().on_train_batch_begin(batch, logs)
+
+    def on_step_end(self, step):
         if self.first_step_at is None:
             self.first_step_at = time.perf_counter() - PROCESS_START
-        step = self.global_step(batch)
         if step % self.every and step != self.total_steps:
             return
+        # The running means since the fit began: read here only, a host sync at this step alone.
+        logs = self.model.get_metrics_result()
         loss, accuracy = float(logs["loss"]), float(logs["accuracy"])
         tf.summary.scalar(self.tag.format(metric="loss"), loss, step=step)
         tf.summary.scalar(self.tag.format(metric="accuracy"), accuracy, step=step)
@@ -230,8 +259,7 @@ class Checkpointer(StepCallback):
         self.run_dir, self.writer, self.every = run_dir, writer, every
         self.saved_step = None
 
-    def on_train_batch_end(self, batch, logs=None):
-        step = self.global_step(batch)
+    def on_step_end(self, step):
         if step % self.every == 0:
             self.save(step)
 
