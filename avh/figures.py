@@ -13,11 +13,15 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import tensorflow as tf
 import tfplot
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 from mpl_toolkits.axes_grid1 import make_axes_locatable
 
 from avh.moments import MOMENT_MAP_KEY
 from avh.tags import MOMENT_MAP_TAG, PLOT_KINDS, PLOT_TAG
-from avh.theory_figures import moment_map_figure
+from avh.theory_figures import FIGURE_DPI as MOMENT_MAP_DPI
+from avh.theory_figures import FIGURE_INCHES as MOMENT_MAP_INCHES
+from avh.theory_figures import _as_trajectory, _limits_holding, draw_moment_map
 
 FIGURE_TIME_SHARE = 0.02  # of the run's time, at most, for drawing figures
 FIGURE_INCHES = 4.0
@@ -45,6 +49,7 @@ class FigureRenderer:
         self._next_draw = 0.0  # time.monotonic() before which new figures are skipped
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="avh-figures",
                                         initializer=_lower_thread_priority)
+        self.reused = ReusedFigures()  # touched by the drawing thread only
 
     def submit(self, step, layers, wait=False):
         """Queue the figures of `layers` ({tag name: its figure data, see ActivationSummaries})."""
@@ -84,13 +89,16 @@ class FigureRenderer:
     def draw_figures(self, step, layers):
         for layer, data in layers.items():
             if layer == MOMENT_MAP_KEY:  # {layer: [(mean, variance), ...]} over training
-                image = moment_map_figure(list(data.items()),
-                                          title=f"SELU layers' (mean, variance), steps 0-{step}")
+                image = self.reused.draw(MOMENT_MAP_KEY, build_moment_map, list(data.items()),
+                                         f"SELU layers' (mean, variance), steps 0-{step}",
+                                         figsize=MOMENT_MAP_INCHES, dpi=MOMENT_MAP_DPI)
                 tf.summary.image(MOMENT_MAP_TAG, image[np.newaxis], step=step)
                 continue
-            figures = {"map": activation_map_figure(data["first_example"], layer),
-                       "histogram": histogram_figure(data["counts"], data["range"],
-                                                     data["mean"], data["std"], layer)}
+            figures = {"map": self.reused.draw(("map", layer, np.shape(data["first_example"])),
+                                               build_activation_map, data["first_example"], layer),
+                       "histogram": self.reused.draw(("histogram", layer), build_histogram,
+                                                     data["counts"], data["range"], data["mean"],
+                                                     data["std"], layer)}
             for kind in PLOT_KINDS:
                 tf.summary.image(PLOT_TAG.format(layer=layer, kind=kind),
                                  figures[kind][np.newaxis], step=step)
@@ -158,3 +166,141 @@ def histogram_figure(counts, value_range, mean, std, layer):
     ax.legend(fontsize=8)
     fig.subplots_adjust(left=0.12, right=0.96, bottom=0.08, top=0.92)
     return tfplot.figure.to_array(fig)
+
+
+# -----------------------------------------------------------------------------
+# Reused figures: building a figure and drawing its axes, ticks and text is most of its cost, so
+# each kind of figure is built once per layer, its static part kept as pixels, and later events
+# draw only the artists whose data changed on top (matplotlib's blitting, on an Agg canvas).
+
+class ReusedFigures:
+    """Figures kept between events, keyed by kind (any hashable, e.g. ("map", layer, shape)).
+
+    `draw(key, build, *data)`: the first time, `build(fig)` makes the figure's artists on a new
+    Agg figure and returns `update(*data) -> (layout, changing artists)`. `update` puts new data
+    into the artists; `layout` is whatever fixes the static part (axis limits, colour range):
+    when it is unchanged, only the changing artists (made `animated`, so a full draw leaves them
+    out) are drawn over the saved static pixels. Nothing here depends on what a figure shows:
+    a new kind of figure is one build function. Agg canvases only, no pyplot, so any one
+    thread may draw (not two at once)."""
+
+    def __init__(self):
+        self.full_draws = 0
+        self._figures = {}
+
+    def draw(self, key, build, *data, figsize=(FIGURE_INCHES, FIGURE_INCHES), dpi=FIGURE_DPI):
+        """The figure of `key` with `data` as an RGBA uint8 array (height, width, 4)."""
+        entry = self._figures.get(key)
+        if entry is None:
+            fig = Figure(figsize=figsize, dpi=dpi)
+            entry = self._figures[key] = {"canvas": FigureCanvasAgg(fig), "fig": fig,
+                                          "update": build(fig), "layout": None}
+        canvas, fig = entry["canvas"], entry["fig"]
+        layout, changing = entry["update"](*data)
+        if layout != entry["layout"]:
+            canvas.draw()  # the static part: animated artists are left out
+            entry["background"], entry["layout"] = canvas.copy_from_bbox(fig.bbox), layout
+            self.full_draws += 1
+        canvas.restore_region(entry["background"])
+        for artist in changing:
+            fig.draw_artist(artist)
+        return np.asarray(canvas.buffer_rgba()).copy()
+
+
+def build_activation_map(fig):
+    """activation_map_figure on a reused figure: the colour range is rounded outward to a nice
+    step so that the colour bar (static) is redrawn only when the range grows or shrinks."""
+    ax = fig.add_subplot()
+    image = ax.imshow(np.zeros((1, 1)), cmap="viridis", interpolation="nearest", animated=True)
+    colour_axes = make_axes_locatable(ax).append_axes("right", size="4%", pad=0.05)
+    fig.colorbar(image, cax=colour_axes)
+    title = ax.set_title("", fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    fig.subplots_adjust(left=0.04, right=0.90, bottom=0.04, top=0.92)
+
+    def update(activations, layer):
+        grid = tile(activations)
+        finite = grid[np.isfinite(grid)]
+        low, high = _nice_range(*((finite.min(), finite.max()) if finite.size else (0.0, 1.0)))
+        image.set_data(grid)
+        image.set_extent((-0.5, grid.shape[1] - 0.5, grid.shape[0] - 0.5, -0.5))
+        image.set_clim(low, high)
+        shape = "x".join(str(n) for n in np.shape(activations))
+        title.set_text(f"{layer} ({shape}), probe image 0")
+        return (low, high, grid.shape, title.get_text()), [image]
+    return update
+
+
+def build_histogram(fig):
+    """histogram_figure on a reused figure: axis limits rounded outward to nice values, so the
+    axes, ticks and the N(0, 1) curve (static) are redrawn only when the limits change."""
+    ax = fig.add_subplot()
+    bars = ax.stairs([0.0], [0.0, 1.0], fill=True, alpha=0.6, label="activations", animated=True)
+    normal, = ax.plot([], [], "k--", lw=1, label="N(0, 1)")
+    title = ax.set_title("", fontsize=9, animated=True)
+    legend = ax.legend(fontsize=8)
+    legend.set_animated(True)  # drawn over the bars, as in a full draw
+    fig.subplots_adjust(left=0.12, right=0.96, bottom=0.08, top=0.92)
+
+    def update(counts, value_range, mean, std, layer):
+        edges, density = _density(counts, value_range)
+        bars.set_data(density, edges)
+        title.set_text(f"{layer}: mean {float(mean):+.3f}, std {float(std):.3f}")
+        x_low, x_high = math.floor(edges[0]), math.ceil(edges[-1])
+        top = _nice_range(0.0, max(float(np.max(density, initial=0)), 0.4))[1]
+        layout = (x_low, x_high, top)
+        if layout != getattr(update, "layout", None):
+            update.layout = layout
+            x = np.linspace(x_low, x_high, 200)
+            normal.set_data(x, np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi))
+            ax.set_xlim(x_low, x_high)
+            ax.set_ylim(0, top)
+        return layout, [bars, title, legend]
+    return update
+
+
+def _nice_range(low, high):
+    """[low, high] widened outward to multiples of half a power of ten of their magnitude."""
+    low, high = float(low), float(high)
+    magnitude = max(abs(low), abs(high), 1e-6)
+    step = 10.0 ** math.floor(math.log10(magnitude)) / 2
+    low, high = math.floor(low / step) * step, math.ceil(high / step) * step
+    return low, (high if high > low else low + step)
+
+
+def _density(counts, value_range):
+    low, high = (float(v) for v in value_range)
+    edges = np.linspace(low, high, len(counts) + 1)
+    return edges, counts / max(counts.sum(), 1) / np.diff(edges)
+
+
+def build_moment_map(fig):
+    """theory_figures.moment_map_figure on a reused figure: the arrows, fixed point and legend
+    (static) are redrawn only when the limits, rounded outward, must grow to hold the paths."""
+    ax = fig.add_subplot()
+    fig.subplots_adjust(left=0.12, right=0.97, bottom=0.11, top=0.92)
+    state = {"layout": None, "paths": []}
+
+    def update(trajectories, title):
+        (mu_low, mu_high), (nu_low, nu_high) = _limits_holding(
+            [_as_trajectory(item, i) for i, item in enumerate(trajectories)])
+        limits = (_nice_range(mu_low, mu_high), _nice_range(nu_low, nu_high))
+        layout = (limits, tuple(label for label, _ in trajectories))
+        if layout != state["layout"]:
+            ax.clear()
+            draw_moment_map(ax, trajectories, limits=limits, title=title)
+            # draw_moment_map adds a line and its start and end markers per path, last
+            lines = ax.lines[len(ax.lines) - 3 * len(trajectories):]
+            state["paths"] = [lines[i:i + 3] for i in range(0, len(lines), 3)]
+            state["layout"] = layout
+            for artist in lines + [ax.title]:
+                artist.set_animated(True)
+        for (line, start, end), (_, points) in zip(state["paths"], trajectories):
+            points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+            line.set_data(points[:, 0], points[:, 1])
+            start.set_data(points[:1, 0], points[:1, 1])
+            end.set_data(points[-1:, 0], points[-1:, 1])
+        ax.title.set_text(title)
+        return layout, [artist for path in state["paths"] for artist in path] + [ax.title]
+    return update

@@ -49,3 +49,21 @@ class StepCallback(keras.callbacks.Callback):
         """Whether a multiple of `every` lies in (previous, step]: the step itself when every
         execution ends on a multiple (steps_per_execution divides `every`)."""
         return bool(every) and step // every > previous // every
+
+
+class StepCallbackList(keras.callbacks.CallbackList):
+    """The CallbackList that model.fit would build (with History), minus the per-step work when
+    no callback has a batch-end hook: on the TensorFlow backend Keras never dispatches batch ends
+    asynchronously (its IS_THREAD_SAFE is False), so it would convert every step's logs to
+    floats on the training thread, a host sync per step, even for a plain fit. StepCallbacks
+    need none of it. Pass it as model.fit(callbacks=...)."""
+
+    def __init__(self, callbacks, model, **params):
+        super().__init__(callbacks, add_history=True, model=model, **params)
+        self._batch_end_hooks = any(
+            not keras.src.utils.python_utils.is_default(getattr(c, hook))
+            for c in self.callbacks for hook in ("on_batch_end", "on_train_batch_end"))
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._batch_end_hooks:
+            super().on_train_batch_end(batch, logs)

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from avh.config import CHECKPOINT, PARTIAL_CHECKPOINT, optimizer_settings
-from avh.steps import StepCallback
+from avh.steps import StepCallback, StepCallbackList
 from avh.tags import TEST_TAG, TRAIN_TAG
 
 PROCESS_START = time.perf_counter()  # set again by train.py at its first line
@@ -92,8 +92,9 @@ def fit_epochs(model, train_batches, steps_per_epoch, start_step, total_steps, c
             steps = min(steps, execution - step % execution)
         # take(): an execution runs until N steps or the end of the data, whatever steps_per_epoch
         model.fit(train_batches(epoch, skip=done_in_epoch).take(steps), initial_epoch=epoch,
-                  epochs=epoch + 1, steps_per_epoch=steps, shuffle=False,
-                  callbacks=list(callbacks), verbose=0)
+                  epochs=epoch + 1, steps_per_epoch=steps, shuffle=False, verbose=0,
+                  callbacks=StepCallbackList(list(callbacks), model, verbose=0, epochs=epoch + 1,
+                                             steps=steps))
         step += steps
         if step < total_steps and step % steps_per_epoch == 0 and at_epoch_end is not None:
             at_epoch_end(step)

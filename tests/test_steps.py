@@ -1,0 +1,115 @@
+"""The training loop's step callbacks: exact steps under steps_per_execution, and no host sync on
+the default path's ordinary steps (counted)."""
+import threading
+
+import numpy as np
+
+from avh.quiet import import_tensorflow
+
+tf, keras = import_tensorflow()
+
+from avh import training  # noqa: E402
+from avh.events import read_events  # noqa: E402
+from avh.steps import StepCallback  # noqa: E402
+from avh.summaries import ActivationSummaries  # noqa: E402
+from avh.tags import HISTOGRAM_TAG, TRAIN_TAG  # noqa: E402
+
+BATCH, STEPS_PER_EPOCH = 8, 10
+
+
+def tiny_run(steps_per_execution):
+    """A small functional model and train.py's kind of input: train_batches(epoch, skip)."""
+    keras.utils.clear_session()
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((6,))
+    hidden = keras.layers.Activation("selu")(keras.layers.Dense(8)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(3)(hidden))
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"], steps_per_execution=steps_per_execution)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(BATCH * STEPS_PER_EPOCH, 6)).astype("float32")
+    y = rng.integers(0, 3, len(x))
+
+    def train_batches(epoch, skip=0):
+        return tf.data.Dataset.from_tensor_slices((x, y)).batch(BATCH).skip(skip)
+    return model, train_batches, x[:16]
+
+
+class Seen(StepCallback):
+    def __init__(self):
+        super().__init__()
+        self.steps = []
+
+    def on_step_end(self, step):
+        self.steps.append(step)
+
+
+def test_steps_per_execution_logs_and_saves_at_exact_steps(tmp_path):
+    """Epochs of 10 steps, N = 4: executions end on multiples of 4 (plus epoch and run ends), so
+    summaries every 4 steps and checkpoints every 8 land where they would with N = 1."""
+    model, train_batches, probe = tiny_run(steps_per_execution=4)
+    writer = training.summary_writer(tmp_path)
+    writer.set_as_default()
+    seen = Seen()
+    summaries = ActivationSummaries(probe, writer=writer, every=4, log_on_train_end=False)
+    progress = training.Progress(22, BATCH, 4, TRAIN_TAG)
+    checkpointer = training.Checkpointer(model, tmp_path, writer, 8)
+    saved = []
+    checkpointer.save = lambda step: saved.append(step)
+    callbacks = [training.NanGuard(checkpointer, every=(4, 8)), seen, summaries, progress,
+                 checkpointer]
+    step = training.fit_epochs(model, train_batches, STEPS_PER_EPOCH, 0, 22, callbacks)
+    summaries.log(step, final=True)
+    summaries.close()
+    writer.flush()
+
+    assert step == int(model.optimizer.iterations) == 22
+    assert seen.steps == [4, 8, 10, 12, 16, 20, 22]
+    events = read_events(tmp_path)
+    assert [s for s, _ in events[HISTOGRAM_TAG.format(layer="activation")]] == [0, 4, 8, 12, 16, 20, 22]
+    assert [s for s, _ in events[TRAIN_TAG.format(metric="loss")]] == [4, 8, 12, 16, 20, 22]
+    assert saved == [8, 16]
+
+
+def test_default_path_reads_nothing_from_the_device_on_ordinary_steps(monkeypatch, tmp_path):
+    """Keras converts a step's logs to floats on the training thread when a callback wants them
+    at every batch end; train.py's callbacks never do. Counted: tensor-to-numpy conversions on
+    the training thread, in 40 steps with boundaries at 20 and 40, against one callback of the
+    kind that forces a sync per step. (On the TensorFlow backend Keras never dispatches batch
+    ends asynchronously: a plain fit converts every step's logs; avh.steps.StepCallbackList skips
+    that.)"""
+    from keras.src import backend
+
+    conversions = []
+    convert = backend.convert_to_numpy
+
+    def counting(x):
+        if threading.current_thread() is threading.main_thread():
+            conversions.append(1)
+        return convert(x)
+    monkeypatch.setattr(backend, "convert_to_numpy", counting)
+
+    def run(*extra):
+        model, train_batches, probe = tiny_run(steps_per_execution=1)
+        writer = training.summary_writer(tmp_path / f"run{len(extra)}")
+        writer.set_as_default()
+        checkpointer = training.Checkpointer(model, tmp_path, writer, 20)
+        checkpointer.save = lambda step: None
+        summaries = ActivationSummaries(probe, writer=writer, every=20, log_on_train_end=False)
+        progress = training.Progress(40, BATCH, 20, TRAIN_TAG)
+        callbacks = [training.NanGuard(checkpointer, every=(20,)), summaries, progress,
+                     checkpointer, training.StopRequests(), *extra]
+        training.fit_epochs(model, train_batches, STEPS_PER_EPOCH, 0, 20, callbacks)  # warm-up
+        conversions.clear()
+        training.fit_epochs(model, train_batches, STEPS_PER_EPOCH, 20, 60, callbacks)
+        summaries.close()
+        return len(conversions)
+
+    class PerStep(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            pass
+
+    default = run()
+    per_step = run(PerStep())
+    assert per_step >= 40  # the counter sees a per-step sync when there is one
+    assert default <= 2 * 4, default  # Keras' epoch and train ends of the 4 fits, nothing per step
