@@ -112,4 +112,5 @@ def test_default_path_reads_nothing_from_the_device_on_ordinary_steps(monkeypatc
     default = run()
     per_step = run(PerStep())
     assert per_step >= 40  # the counter sees a per-step sync when there is one
-    assert default <= 2 * 4, default  # Keras' epoch and train ends of the 4 fits, nothing per step
+    # Keras converts the loss and accuracy at each of the 4 fits' epoch and train ends, never per step
+    assert default <= 4 * 4, default
