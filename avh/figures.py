@@ -16,6 +16,7 @@ import tfplot
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from mpl_toolkits.axes_grid1 import make_axes_locatable
+from tensorboard.plugins.image import metadata as image_metadata
 
 from avh.moments import MOMENT_MAP_KEY
 from avh.tags import MOMENT_MAP_TAG, PLOT_KINDS, PLOT_TAG
@@ -26,6 +27,7 @@ from avh.theory_figures import _as_trajectory, _limits_holding, draw_moment_map
 FIGURE_TIME_SHARE = 0.02  # of the run's time, at most, for drawing figures
 FIGURE_INCHES = 4.0
 FIGURE_DPI = 80
+_IMAGE_METADATA = image_metadata.create_summary_metadata(display_name=None, description=None)
 
 
 class FigureRenderer:
@@ -92,7 +94,7 @@ class FigureRenderer:
                 image = self.reused.draw(MOMENT_MAP_KEY, build_moment_map, list(data.items()),
                                          f"SELU layers' (mean, variance), steps 0-{step}",
                                          figsize=MOMENT_MAP_INCHES, dpi=MOMENT_MAP_DPI)
-                tf.summary.image(MOMENT_MAP_TAG, image[np.newaxis], step=step)
+                log_image(MOMENT_MAP_TAG, image, step)
                 continue
             figures = {"map": self.reused.draw(("map", layer, np.shape(data["first_example"])),
                                                build_activation_map, data["first_example"], layer),
@@ -100,8 +102,17 @@ class FigureRenderer:
                                                      data["counts"], data["range"], data["mean"],
                                                      data["std"], layer)}
             for kind in PLOT_KINDS:
-                tf.summary.image(PLOT_TAG.format(layer=layer, kind=kind),
-                                 figures[kind][np.newaxis], step=step)
+                log_image(PLOT_TAG.format(layer=layer, kind=kind), figures[kind], step)
+
+
+def log_image(tag, image, step):
+    """tf.summary.image's event for one RGB(A) uint8 image, in two TensorFlow ops instead of its
+    dozen eager ones (a third of a figure event's time): [width, height, PNG] under the image
+    plugin's metadata, as TensorBoard reads it."""
+    height, width = image.shape[:2]
+    png = tf.io.encode_png(image, compression=1)  # zlib's fastest: 5x faster, ~10% larger
+    tf.summary.write(tag, tf.stack([tf.constant(str(width)), tf.constant(str(height)), png]),
+                     step=step, metadata=_IMAGE_METADATA)
 
 
 def _lower_thread_priority():
@@ -177,10 +188,11 @@ class ReusedFigures:
     """Figures kept between events, keyed by kind (any hashable, e.g. ("map", layer, shape)).
 
     `draw(key, build, *data)`: the first time, `build(fig)` makes the figure's artists on a new
-    Agg figure and returns `update(*data) -> (layout, changing artists)`. `update` puts new data
-    into the artists; `layout` is whatever fixes the static part (axis limits, colour range):
-    when it is unchanged, only the changing artists (made `animated`, so a full draw leaves them
-    out) are drawn over the saved static pixels. Nothing here depends on what a figure shows:
+    Agg figure and returns `update(*data) -> (layout, changing artists[, static artists on top])`.
+    `update` puts new data into the artists; `layout` is whatever fixes the static part (axis
+    limits, colour range): when it is unchanged, only the changing artists (made `animated`, so a
+    full draw leaves them out) are drawn over the saved static pixels, and the pixels of the
+    static artists on top (a legend) are put back over them. Nothing here depends on what a figure shows:
     a new kind of figure is one build function. Agg canvases only, no pyplot, so any one
     thread may draw (not two at once)."""
 
@@ -196,14 +208,19 @@ class ReusedFigures:
             entry = self._figures[key] = {"canvas": FigureCanvasAgg(fig), "fig": fig,
                                           "update": build(fig), "layout": None}
         canvas, fig = entry["canvas"], entry["fig"]
-        layout, changing = entry["update"](*data)
+        layout, changing, *on_top = entry["update"](*data)
+        on_top = on_top[0] if on_top else []
         if layout != entry["layout"]:
             canvas.draw()  # the static part: animated artists are left out
             entry["background"], entry["layout"] = canvas.copy_from_bbox(fig.bbox), layout
+            entry["on_top"] = [canvas.copy_from_bbox(a.get_window_extent(canvas.get_renderer()))
+                               for a in on_top]
             self.full_draws += 1
         canvas.restore_region(entry["background"])
         for artist in changing:
             fig.draw_artist(artist)
+        for pixels in entry["on_top"]:
+            canvas.restore_region(pixels)
         return np.asarray(canvas.buffer_rgba()).copy()
 
 
@@ -237,10 +254,9 @@ def build_histogram(fig):
     axes, ticks and the N(0, 1) curve (static) are redrawn only when the limits change."""
     ax = fig.add_subplot()
     bars = ax.stairs([0.0], [0.0, 1.0], fill=True, alpha=0.6, label="activations", animated=True)
-    normal, = ax.plot([], [], "k--", lw=1, label="N(0, 1)")
+    normal, = ax.plot([], [], "k--", lw=1, label="N(0, 1)", animated=True)  # over the bars
     title = ax.set_title("", fontsize=9, animated=True)
-    legend = ax.legend(fontsize=8)
-    legend.set_animated(True)  # drawn over the bars, as in a full draw
+    legend = ax.legend(fontsize=8)  # static, its pixels put back over the bars
     fig.subplots_adjust(left=0.12, right=0.96, bottom=0.08, top=0.92)
 
     def update(counts, value_range, mean, std, layer):
@@ -256,7 +272,7 @@ def build_histogram(fig):
             normal.set_data(x, np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi))
             ax.set_xlim(x_low, x_high)
             ax.set_ylim(0, top)
-        return layout, [bars, title, legend]
+        return layout, [bars, normal, title], [legend]
     return update
 
 
