@@ -1,5 +1,8 @@
-"""Measure what train.py's activation summaries cost on this machine (issue #5): throughput against
-a plain model.fit, the cost of one summary event, time to the first step and peak memory.
+"""Measure what train.py's activation summaries cost on this machine (issues #5, #15): throughput
+against a plain model.fit and against what users would use instead (Keras' TensorBoard callback
+with histogram_freq=1; a hand-written activation-histogram callback), whole-process wall time of
+a 500-step CIFAR-10-subset run, steps_per_execution, the cost of one summary event and how it
+scales with probe size and depth, time to the first step and peak memory.
 
     python scripts/benchmark.py [--explain] [--json FILE]   # full-size data: ~15 min, ~20 with --explain
     python scripts/benchmark.py --quick                     # tiny data: a smoke test, ~1 min
@@ -29,6 +32,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 TRAIN = REPO_ROOT / "train.py"
+MOMENT_MAP_KEY = "moment_map"  # avh.moments.MOMENT_MAP_KEY, without importing TensorFlow here
 GB = 1e9
 
 # -----------------------------------------------------------------------------
@@ -51,12 +55,32 @@ class Plan:
     variant_steps: int = 30  # --jit / --mixed-precision: do they run and log float32?
     variant_every: int = 10
     parallel: int = 1      # processes at a time: 1 for timings that mean something
+    whole_steps: int = 500  # whole-process wall time: train.py on the CIFAR-10 subset
+    whole_repeats: int = 2  # best of this many, with and without summaries
+    executions: tuple = (1, 4, 16)  # --steps-per-execution values timed (MNIST)
+    probe_sizes: tuple = (32, 128, 512)
+    depths: tuple = (6, 12, 24)  # logged layers of a deeper model, through the callback
 
 
 # Multiples of 500 steps, so each run includes train.py's default checkpoints at their rate.
 FULL = Plan(steps={"mnist": 1000, "cifar10": 500})
 QUICK = Plan(steps={"mnist": 20, "cifar10": 20}, scale=0.025, repeats=1, cost_repeats=2,
-             pipeline_batches=10, variant_steps=10, variant_every=5, parallel=2)
+             pipeline_batches=10, variant_steps=10, variant_every=5, parallel=2,
+             whole_steps=20, whole_repeats=1, executions=(1, 4), probe_sizes=(32, 64),
+             depths=(6, 12))
+# The peers: what users would add to model.fit instead of avh.
+PEERS = {"d": "tensorboard", "e": "handwritten"}
+PEER_NAMES = {"a": "plain model.fit", "d": "keras.callbacks.TensorBoard(histogram_freq=1)",
+              "e": "hand-written activation histograms", "b": "avh (train.py defaults)"}
+PEER_LOGS = {
+    "a": "loss only (Keras' History)",
+    "d": "per epoch: a histogram of every weight and bias, epoch loss/accuracy; no activations",
+    "e": "every 100 steps: a tf.summary.histogram of each of the 6 layers' activations on the "
+         "128-image probe batch; nothing at step 0 or at the end",
+    "b": "every 100 steps, step 0 and the last: 6 activation histograms, 18 stats, ~40 moments, "
+         "5 figures; train loss/accuracy; test loss/accuracy; checkpoints every 500",
+}
+SUBSET = REPO_ROOT.parent / "shared" / "data" / "cifar10-subset"  # the issue's 500-step run
 VARIANTS = ("--jit", "--mixed-precision")
 # --explain: train.py's own overhead (callbacks, checkpoints), and (c) less the figure thread.
 EXPLAIN = {"off": ("--summary-every", 0),
@@ -83,6 +107,7 @@ def parse_args(argv=None):
                    help="write data and run folders to DIR and keep them (default: a temporary folder)")
     # (a), the plain fit: this script started again as a measured process of its own.
     p.add_argument("--_plain-fit", metavar="DATASET", help=argparse.SUPPRESS)
+    p.add_argument("--_peer", choices=tuple(PEERS.values()), help=argparse.SUPPRESS)
     p.add_argument("--_data-dir", help=argparse.SUPPRESS)
     p.add_argument("--_steps", type=int, help=argparse.SUPPRESS)
     p.add_argument("--_out", help=argparse.SUPPRESS)
@@ -94,8 +119,9 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     if args._plain_fit:
+        plan = QUICK if args.quick else FULL
         result = plain_fit(args._plain_fit, args._data_dir, args._steps, args._cost_repeats,
-                           args._pipeline_batches)
+                           args._pipeline_batches, args._peer, plan)
         Path(args._out).write_text(json.dumps(result, indent=2) + "\n")
         return 0
 
@@ -116,7 +142,8 @@ def main(argv=None):
 def benchmark(plan, work, explain, json_path):
     load_before = os.getloadavg()
     data_dirs = write_data(work / "data", plan.scale)
-    runs = planned_runs(plan, data_dirs, work, explain)
+    subset = SUBSET if SUBSET.exists() and plan is not QUICK else write_subset(work / "data")
+    runs = planned_runs(plan, data_dirs, work, explain, subset)
     try:
         run_all(runs, plan.parallel)
         results = collect(runs, plan)
@@ -152,6 +179,14 @@ def write_data(root, scale):
     return dirs
 
 
+def write_subset(root):
+    """CIFAR-10-subset-sized synthetic data (4,000 / 1,000) where the real subset is missing."""
+    from datasets import synthetic as fixtures
+
+    return fixtures.write_cifar10(root / "cifar10-subset", n_per_batch=800, n_test=1000,
+                                  as_tar=False) or root / "cifar10-subset"
+
+
 # -----------------------------------------------------------------------------
 # The runs: (a) plain fit, (b) train.py with default summaries, (c) with --summary-every 10,
 # and --jit / --mixed-precision, each a process of its own.
@@ -167,7 +202,7 @@ class Run:
     result: dict = None
 
 
-def planned_runs(plan, data_dirs, work, explain=False):
+def planned_runs(plan, data_dirs, work, explain=False, subset=None):
     """Every run, in the order they run: per shape (a, b) alternately, so that a slow drift of
     the machine hits both alike, with (c) after the first pair; the first (a) also times one
     summary event in-process."""
@@ -177,15 +212,29 @@ def planned_runs(plan, data_dirs, work, explain=False):
         for repeat in range(plan.repeats):
             runs.append(plain_fit_run(f"{dataset}-a{repeat}", dataset, data_dir, steps, work,
                                       cost_repeats=plan.cost_repeats if repeat == 0 else 0,
-                                      pipeline_batches=plan.pipeline_batches))
+                                      pipeline_batches=plan.pipeline_batches,
+                                      quick=plan is QUICK))
             runs.append(train_run(f"{dataset}-b{repeat}", "b", dataset, data_dir, steps, work))
             if repeat == 0:
                 runs.append(train_run(f"{dataset}-c", "c", dataset, data_dir, steps, work,
                                       "--summary-every", STRESS_EVERY))
+                for kind, peer in PEERS.items():
+                    runs.append(plain_fit_run(f"{dataset}-{kind}", dataset, data_dir, steps, work,
+                                              0, 0, peer=peer, kind=kind))
         if explain:
             for kind, flags in EXPLAIN.items():
                 runs.append(train_run(f"{dataset}-{kind}", kind, dataset, data_dir, steps, work,
                                       *flags))
+    # --steps-per-execution N: cadences that every N divides
+    for n in plan.executions:
+        runs.append(train_run(f"mnist-spe{n}", f"spe{n}", "mnist", data_dirs["mnist"],
+                              plan.steps["mnist"], work, "--steps-per-execution", n,
+                              "--summary-every", 80, "--checkpoint-every", 400))
+    # Whole process, start to exit: the issue's 500-step CIFAR-10-subset run, defaults otherwise.
+    for repeat in range(plan.whole_repeats):
+        for kind, flags in (("whole-on", ()), ("whole-off", ("--summary-every", 0))):
+            runs.append(train_run(f"cifar10-subset-{kind}{repeat}", kind, "cifar10", subset,
+                                  plan.whole_steps, work, *flags))
     for flag in VARIANTS:
         runs.append(train_run(f"mnist{flag[1:]}", flag, "mnist", data_dirs["mnist"],
                               plan.variant_steps, work, flag, "--summary-every", plan.variant_every))
@@ -200,12 +249,14 @@ def train_run(name, kind, dataset, data_dir, steps, work, *flags):
     return Run(name, dataset, kind, cmd, run_dir / "metrics.json", work / f"{name}.log")
 
 
-def plain_fit_run(name, dataset, data_dir, steps, work, cost_repeats, pipeline_batches):
+def plain_fit_run(name, dataset, data_dir, steps, work, cost_repeats, pipeline_batches,
+                  peer=None, kind="a", quick=False):
     out = work / f"{name}.json"
     cmd = [sys.executable, str(Path(__file__).resolve()), "--_plain-fit", dataset,
            "--_data-dir", str(data_dir), "--_steps", str(steps), "--_out", str(out),
-           "--_cost-repeats", str(cost_repeats), "--_pipeline-batches", str(pipeline_batches)]
-    return Run(name, dataset, "a", cmd, out, work / f"{name}.log")
+           "--_cost-repeats", str(cost_repeats), "--_pipeline-batches", str(pipeline_batches),
+           *(["--_peer", peer] if peer else []), *(["--quick"] if quick else [])]
+    return Run(name, dataset, kind, cmd, out, work / f"{name}.log")
 
 
 def run_all(runs, parallel):
@@ -247,9 +298,16 @@ def collect(runs, plan):
 
     import_tensorflow()  # the event reader loads TensorFlow: without its start-up chatter
 
-    results = {"shapes": {}, "variants": {}}
+    results = {"shapes": {}, "variants": {}, "executions": {}, "whole": {}}
     for run in runs:
         result = dict(run.result)
+        if run.kind.startswith("spe"):
+            results["executions"][int(run.kind[3:])] = result
+            continue
+        if run.kind.startswith("whole"):
+            result.update(count_figures(run.metrics.parent))
+            results["whole"].setdefault(run.kind[6:], []).append(result)
+            continue
         if run.kind in VARIANTS:
             run_dir = run.metrics.parent
             result.update(run_dir=str(run_dir), logged=logged_dtypes(run_dir),
@@ -259,7 +317,7 @@ def collect(runs, plan):
         shape = results["shapes"].setdefault(run.dataset, {"steps": plan.steps[run.dataset],
                                                            "runs": {"a": [], "b": [], "c": []}})
         shape["runs"].setdefault(run.kind, [])
-        if run.kind == "a":
+        if run.kind in ("a", *PEERS):
             # The fit's own peak, read before the process went on to time a summary event.
             result["peak_rss"] = result.pop("fit_peak_rss")
             costs = result.pop("costs")
@@ -317,7 +375,7 @@ def count_figures(run_dir):
 # -----------------------------------------------------------------------------
 # (a) and the in-process timings: this script started as `benchmark.py --_plain-fit DATASET`.
 
-def plain_fit(dataset, data_dir, max_steps, cost_repeats, pipeline_batches):
+def plain_fit(dataset, data_dir, max_steps, cost_repeats, pipeline_batches, peer=None, plan=FULL):
     """(a): what a user would compare with. train.py's model, settings and input pipeline and one
     fit() per epoch like train.py, but no callback except a clock that measures exactly what
     train.py's examples_per_sec does: each fit() from the end of its first step to its end,
@@ -370,7 +428,18 @@ def plain_fit(dataset, data_dir, max_steps, cost_repeats, pipeline_batches):
                         cfg.activation, norm, init, dropout_kind, cfg.dropout)
     training.compile_model(model, cfg, max_steps)
     clock = FitClock()
-    training.fit_epochs(model, batches, steps_per_epoch, 0, max_steps, [clock])
+    callbacks = [clock]
+    if peer:
+        logdir = Path(tempfile.mkdtemp(prefix=f"avh-peer-{peer}-"))
+        callbacks.append(peer_callback(peer, logdir, standardise(data.x_test[:training.PROBE_SIZE])))
+    # A plain fit as users write it: one per epoch like train.py (for the same data order), but
+    # Keras' own CallbackList, which converts every step's logs to floats.
+    step = 0
+    while step < max_steps:
+        epoch, steps = step // steps_per_epoch, min(steps_per_epoch, max_steps - step)
+        model.fit(batches(epoch), initial_epoch=epoch, epochs=epoch + 1, steps_per_epoch=steps,
+                  shuffle=False, callbacks=callbacks, verbose=0)
+        step += steps
     kib = 1 if sys.platform == "darwin" else 1024
     result = {"steps": clock.steps, "examples_per_sec": clock.steps * cfg.batch_size / clock.seconds,
               "seconds_to_first_step": clock.first_step_at,
@@ -380,6 +449,66 @@ def plain_fit(dataset, data_dir, max_steps, cost_repeats, pipeline_batches):
         result["costs"] = summary_costs(model, probe_images, cfg.plot_layers, cost_repeats)
         result["costs"]["pipeline_examples_per_sec"] = pipeline_rate(
             batches, cfg.batch_size, min(pipeline_batches, steps_per_epoch - 1))
+        result["costs"]["probe_sizes"] = {
+            n: summary_costs(model, standardise(data.x_test[:n]), (), cost_repeats,
+                             figures=False)["histograms_stats_ms"]
+            for n in plan.probe_sizes if n <= len(data.x_test)}
+        result["costs"]["depths"] = depth_costs(data.image_shape, standardise(
+            data.x_test[:training.PROBE_SIZE]), plan.depths, cost_repeats)
+    return result
+
+
+def peer_callback(peer, logdir, probe_images):
+    """(d) Keras' TensorBoard callback, or (e) the activation-histogram callback that the widely
+    copied answers to "log activation histograms in Keras" write: a multi-output probe model and
+    tf.summary.histogram per layer, every 100 steps, on the same probe batch and layers as avh."""
+    import keras
+    import tensorflow as tf
+
+    from model import LAYERS
+
+    if peer == "tensorboard":
+        return keras.callbacks.TensorBoard(log_dir=str(logdir), histogram_freq=1)
+
+    class ActivationHistograms(keras.callbacks.Callback):
+        def __init__(self, images, log_dir, every=100):
+            super().__init__()
+            self.images, self.every, self.step = images, every, 0
+            self.writer = tf.summary.create_file_writer(log_dir)
+
+        def set_model(self, model):
+            super().set_model(model)
+            self.layers = [model.get_layer(name) for name in LAYERS]  # avh's six
+            self.probe = keras.Model(model.inputs, [layer.output for layer in self.layers])
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.step += 1
+            if self.step % self.every == 0:
+                outputs = self.probe(self.images, training=False)
+                with self.writer.as_default():
+                    for layer, output in zip(self.layers, outputs):
+                        tf.summary.histogram(layer.name, output, step=self.step)
+
+    return ActivationHistograms(probe_images, str(logdir))
+
+
+def depth_costs(image_shape, probe_images, depths, repeats):
+    """ms of one summary event (no figures) of a plain-conv model with `depth` SELU layers, each
+    logged, through the reusable callback: {depth: timings}."""
+    import keras
+
+    result = {}
+    for depth in depths:
+        keras.utils.clear_session()
+        inputs = keras.Input(image_shape)
+        x = inputs
+        for k in range(depth - 1):
+            x = keras.layers.Conv2D(16, 3, padding="same", activation="selu",
+                                    strides=2 if k in (0, 2) else 1)(x)
+        x = keras.layers.Dense(64, activation="selu")(keras.layers.Flatten()(x))
+        model = keras.Model(inputs, keras.layers.Dense(10)(x))
+        result[depth] = summary_costs(model, probe_images, (), repeats, figures=False,
+                                      layers=None)["histograms_stats_ms"]
     return result
 
 
@@ -396,7 +525,7 @@ class HandedOver:
         pass
 
 
-def summary_costs(model, probe_images, plot_layers, repeats):
+def summary_costs(model, probe_images, plot_layers, repeats, figures=True, layers="model"):
     """ms for one summary event, split as train.py splits the work: ActivationSummaries' share on
     the training thread (histograms + stats of the probe batch, and handing the figure data over;
     the probe's forward pass alone, for scale) and FigureRenderer's work for the event's figures,
@@ -410,11 +539,13 @@ def summary_costs(model, probe_images, plot_layers, repeats):
 
     with tempfile.TemporaryDirectory() as logdir:
         writer = training.summary_writer(logdir)
-        summaries = ActivationSummaries(probe_images, writer=writer, every=1, layers=list(LAYERS),
-                                        numbered=True,
-                                        figure_layers=[LAYERS[k - 1] for k in plot_layers])
+        summaries = ActivationSummaries(
+            probe_images, writer=writer, every=1, numbered=True,
+            layers=list(LAYERS) if layers == "model" else layers,
+            figure_layers=[LAYERS[k - 1] for k in plot_layers])
         summaries.set_model(model)
-        summaries.figures.close()
+        if summaries.figures is not None:
+            summaries.figures.close()
         handed_over = summaries.figures = HandedOver()
         probe = summaries._probe_model
         forward = tf.function(lambda images: probe(images, training=False))
@@ -422,12 +553,20 @@ def summary_costs(model, probe_images, plot_layers, repeats):
         summaries.log(0)
         forward_s = timings(lambda i: forward(probe_images), repeats)
         summary_s = timings(lambda i: summaries.log(i + 1), repeats)
+        summaries.wait_for_moments()
+        # The moments' numpy and scalar writes, done on a thread of their own in training.
+        units = {tag: {k: v.numpy() for k, v in unit.items()} for tag, unit in
+                 summaries._summarise(summaries.probe_batch, tf.constant(0, tf.int64))[1].items()}
+        moments_s = timings(lambda i: summaries._log_moments(i, units), repeats)
+        if not figures:
+            return {"histograms_stats_ms": ms(summary_s)}
 
         renderer = FigureRenderer(writer)
         # One event's figures, drawn and logged on this thread.
         draw = lambda i: renderer.draw_and_log(handed_over.step, handed_over.layers)
         first_figures_s = timings(draw, 1)  # includes matplotlib's first-use costs (fonts)
         figures_s = timings(draw, repeats)
+        fresh_s = timings(lambda i: fresh_figures(handed_over.step, handed_over.layers), repeats)
         renderer.close()
         if renderer.failed:
             raise RuntimeError(f"figures failed: {renderer.failed}")
@@ -435,7 +574,29 @@ def summary_costs(model, probe_images, plot_layers, repeats):
     return {"probe_size": int(probe_images.shape[0]), "plot_layers": list(plot_layers),
             "repeats": repeats, "probe_forward_ms": ms(forward_s),
             "histograms_stats_ms": ms(summary_s), "figures_ms": ms(figures_s),
-            "first_figures_ms": ms(first_figures_s), "flush_ms": ms(flush_s)}
+            "first_figures_ms": ms(first_figures_s), "flush_ms": ms(flush_s),
+            "fresh_figures_ms": ms(fresh_s), "moments_ms": ms(moments_s),
+            "figure_count": len(handed_over.layers) * 2 - (MOMENT_MAP_KEY in handed_over.layers)}
+
+
+def fresh_figures(step, layers):
+    """The figures of an event as they were drawn before figures were reused (issue #15):
+    built anew each time and logged with tf.summary.image, for the before/after figure."""
+    import numpy as np
+    import tensorflow as tf
+
+    from avh.figures import activation_map_figure, histogram_figure
+    from avh.theory_figures import moment_map_figure
+
+    for layer, data in layers.items():
+        if layer == MOMENT_MAP_KEY:
+            tf.summary.image("fresh/moment_map", moment_map_figure(list(data.items()))[np.newaxis],
+                             step=step)
+            continue
+        tf.summary.image("fresh/map", activation_map_figure(data["first_example"], layer)[np.newaxis],
+                         step=step)
+        tf.summary.image("fresh/histogram", histogram_figure(
+            data["counts"], data["range"], data["mean"], data["std"], layer)[np.newaxis], step=step)
 
 
 def pipeline_rate(batches, batch_size, n_batches):
@@ -495,7 +656,19 @@ def summarise(results):
             "peak_rss_gb": {k: max(r["peak_rss"] for r in runs[k]) / GB for k in "abc"},
             **{f"{kind}/a": statistics.fmean(r["examples_per_sec"] for r in runs[kind]) / a
                for kind in EXPLAIN if kind in runs},
+            "peers": {k: {"examples_per_sec": statistics.fmean(r["examples_per_sec"] for r in runs[k]),
+                          "ratio": statistics.fmean(r["examples_per_sec"] for r in runs[k]) / a,
+                          "peak_rss_gb": max(r["peak_rss"] for r in runs[k]) / GB,
+                          "wall_seconds": min(r["wall_seconds"] for r in runs[k])}
+                      for k in ("a", "d", "e", "b") if k in runs},
         }
+    whole = results["whole"]
+    if whole:
+        on, off = (min(r["wall_seconds"] for r in whole[k]) for k in ("on", "off"))
+        results["whole_summary"] = {"on_s": on, "off_s": off, "overhead": on / off - 1,
+                                    "figure_events": whole["on"][0]["figure_events"],
+                                    "summary_events": whole["on"][0]["summary_events"],
+                                    "peak_rss_gb": max(r["peak_rss"] for r in whole["on"]) / GB}
 
 
 def report(results, plan):
@@ -555,6 +728,40 @@ def report(results, plan):
         f"{d} {cost['pipeline_examples_per_sec']:.0f} ex/s "
         f"({cost['pipeline_examples_per_sec'] / s[d]['a']:.0f}x the plain fit)"
         for d, cost in costs.items()))
+
+    lines += ["", "avh against what users would use instead (same model, data, batch and steps; "
+                  "steady-state ex/s, ratio to the plain fit, whole process s, peak RSS GB):", "",
+              "| shape | run | logs | ex/s | ratio to (a) | process s | peak RSS GB |",
+              "|---|---|---|---:|---:|---:|---:|"]
+    for dataset, x in s.items():
+        for k, peer in x["peers"].items():
+            lines.append(f"| {SHAPE_NAMES[dataset]} | ({k}) {PEER_NAMES[k]} | {PEER_LOGS[k]} "
+                         f"| {peer['examples_per_sec']:.0f} | {peer['ratio']:.3f} "
+                         f"| {peer['wall_seconds']:.0f} | {peer['peak_rss_gb']:.2f} |")
+    if "whole_summary" in results:
+        w = results["whole_summary"]
+        lines += ["", f"whole process, {plan.whole_steps}-step CIFAR-10-subset run, best of "
+                      f"{plan.whole_repeats}: {w['on_s']:.1f} s with default summaries, "
+                      f"{w['off_s']:.1f} s with --summary-every 0: {100 * w['overhead']:+.1f}% "
+                      f"(figures at {w['figure_events']} of {w['summary_events']} summary steps; "
+                      f"peak RSS {w['peak_rss_gb']:.2f} GB)"]
+    if results["executions"]:
+        base = results["executions"][min(results["executions"])]["examples_per_sec"]
+        lines += ["", f"--steps-per-execution N (mnist, {plan.steps['mnist']} steps, summaries every "
+                      f"80, checkpoints every 400): " + "; ".join(
+                          f"N={n}: {r['examples_per_sec']:.0f} ex/s ({r['examples_per_sec'] / base:.3f})"
+                          for n, r in sorted(results["executions"].items()))]
+    lines += ["", "one summary event against probe size and depth (histograms + stats on the "
+                  "training thread, ms, no figures):"]
+    for dataset, cost in costs.items():
+        lines.append(f"- {dataset}: probe " + ", ".join(
+            f"{n} images {t['mean']:.0f}" for n, t in cost["probe_sizes"].items())
+            + "; logged layers (a plain SELU conv net through the callback, 128 images) " + ", ".join(
+            f"{d}: {t['mean']:.0f}" for d, t in cost["depths"].items()))
+        lines.append(f"- {dataset}: an event's {cost['figure_count']} figures {cost['figures_ms']['mean']:.0f} "
+                     f"ms reused against {cost['fresh_figures_ms']['mean']:.0f} ms built anew; "
+                     f"moments (numpy + scalar writes, on their own thread) "
+                     f"{cost['moments_ms']['mean']:.0f} ms")
 
     if any(f"{kind}/a" in x for kind in EXPLAIN for x in s.values()):
         lines += ["", "where it comes from (--explain), ratios to (a): " + "; ".join(
