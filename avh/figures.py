@@ -34,10 +34,12 @@ class FigureRenderer:
     """Draws the activation figures on one low-priority background thread and logs them with
     tf.summary.image, so that matplotlib never holds up a training step.
 
-    Drawing still takes CPU and Python's GIL from training (~40 ms a figure here), so figures
-    get at most FIGURE_TIME_SHARE of the run's time: after an event whose drawing took t seconds
-    of CPU time, the next summary events are skipped (counted in `skipped`) for
-    t / FIGURE_TIME_SHARE seconds. Events with wait=True (the first and the last) are always drawn.
+    Drawing still takes CPU and Python's GIL from training (a few ms a figure here, reused; see
+    ReusedFigures), so figures get at most FIGURE_TIME_SHARE of the run's time: an event is drawn
+    only if the CPU time of the events drawn so far plus the last one's stays within that share
+    of the time since the first event; others are skipped (counted in `skipped`). Events with
+    wait=True (the first and the last) are always drawn and not metered: the first also builds
+    the figures, a one-off cost.
     """
 
     def __init__(self, writer, time_share=FIGURE_TIME_SHARE, clock=time.monotonic):
@@ -48,7 +50,9 @@ class FigureRenderer:
         self._pending = None
         self._submitted_step = None
         self._skipped_step = None
-        self._next_draw = 0.0  # time.monotonic() before which new figures are skipped
+        self._started = None    # clock() at the first event
+        self._spent = 0.0       # CPU seconds of the metered events drawn so far
+        self._last_cost = 0.0   # ... and of the last of them: the next one's forecast
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="avh-figures",
                                         initializer=_lower_thread_priority)
         self.reused = ReusedFigures()  # touched by the drawing thread only
@@ -58,7 +62,10 @@ class FigureRenderer:
         if step == self._submitted_step:
             return
         busy = self._pending is not None and not self._pending.done()
-        if not wait and (busy or self._clock() < self._next_draw):
+        if self._started is None:
+            self._started = self._clock()
+        allowed = self.time_share * (self._clock() - self._started)
+        if not wait and (busy or self._spent + self._last_cost > allowed):
             self.skipped += 1
             self._skipped_step = step
             return
@@ -68,7 +75,7 @@ class FigureRenderer:
         if busy:
             self._pending.result()
         self._submitted_step = step
-        self._pending = self._pool.submit(self.draw_and_log, step, layers)
+        self._pending = self._pool.submit(self.draw_and_log, step, layers, not wait)
 
     def wait(self):
         """Wait for the figures in flight."""
@@ -81,7 +88,7 @@ class FigureRenderer:
         if self.failed:
             print(f"warning: activation figures could not be drawn ({self.failed})", file=sys.stderr)
 
-    def draw_and_log(self, step, layers):
+    def draw_and_log(self, step, layers, metered=False):
         """Draw and log one event's figures on the calling thread."""
         cpu_start = time.thread_time()  # CPU time: a busy machine must not inflate the cost
         try:
@@ -89,8 +96,9 @@ class FigureRenderer:
             self.draw_figures(step, layers)
         except Exception as err:  # a figure is never worth a lost training run
             self.failed = f"{type(err).__name__}: {err}"
-        cost = time.thread_time() - cpu_start
-        self._next_draw = self._clock() + cost / self.time_share
+        if metered:
+            self._last_cost = time.thread_time() - cpu_start
+            self._spent += self._last_cost
 
 
     def draw_figures(self, step, layers):

@@ -108,16 +108,16 @@ class BusyRenderer:
         self.renderer._pending.result() if self.renderer._pending else None
 
 
-def test_figures_skip_for_cost_over_share_seconds_after_a_draw():
-    busy = BusyRenderer(cpu_seconds=0.05, share=0.02)  # 50 ms of drawing: 2.5 s without figures
-    busy.submit(0, at=0.0, wait=True)
-    busy.submit(100, at=1.0)       # within 2.5 s: skipped
-    busy.submit(200, at=2.4)       # still within: skipped
-    busy.submit(300, at=2.7)       # past it: drawn
-    busy.submit(400, at=2.8, wait=True)  # the last step: drawn whatever the budget
+def test_figures_are_skipped_when_drawing_would_exceed_their_share_of_the_time():
+    busy = BusyRenderer(cpu_seconds=0.05, share=0.02)  # 50 ms a draw: one per 2.5 s fits
+    busy.submit(0, at=0.0, wait=True)  # the first: drawn, not metered (it builds the figures)
+    busy.submit(100, at=1.0)       # nothing metered yet: drawn (50 ms spent)
+    busy.submit(200, at=2.4)       # 50 + 50 ms > 2% of 2.4 s: skipped
+    busy.submit(300, at=5.1)       # 100 ms <= 2% of 5.1 s: drawn
+    busy.submit(400, at=5.2, wait=True)  # the last step: drawn whatever the budget
     busy.renderer.close()
-    assert busy.drawn == [0, 300, 400]
-    assert busy.renderer.skipped == 2
+    assert busy.drawn == [0, 100, 300, 400]
+    assert busy.renderer.skipped == 1
 
 
 def test_a_skipped_step_drawn_at_the_end_is_not_counted_as_skipped():
