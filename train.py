@@ -231,6 +231,7 @@ def train(cfg, resume_dir=None):
     progress = training.Progress(total_steps, cfg.batch_size,
                                  cfg.summary_every or math.lcm(100, cfg.steps_per_execution), TRAIN_TAG)
     checkpointer = training.Checkpointer(model, run_dir, writer, cfg.checkpoint_every)
+    checkpointer.before_flush = activations.wait_for_moments  # the step's moments go to disk too
     # The loss is read (a host sync) only where something is logged or saved, and at fit ends.
     nan_guard = training.NanGuard(checkpointer, every=(cfg.summary_every, progress.every,
                                                        cfg.checkpoint_every))

@@ -259,6 +259,7 @@ class Checkpointer(StepCallback):
         self.set_model(model)
         self.run_dir, self.writer, self.every = run_dir, writer, every
         self.saved_step = None
+        self.before_flush = lambda: None  # e.g. wait for events other threads are writing
 
     def on_step_end(self, step):
         if step % self.every == 0:
@@ -274,6 +275,7 @@ class Checkpointer(StepCallback):
         self.model.save(partial)
         os.replace(partial, self.run_dir / CHECKPOINT)
         self.saved_step = step
+        self.before_flush()
         self.writer.flush()
 
     def describe(self):

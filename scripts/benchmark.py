@@ -66,7 +66,7 @@ class Plan:
 FULL = Plan(steps={"mnist": 1000, "cifar10": 500})
 QUICK = Plan(steps={"mnist": 20, "cifar10": 20}, scale=0.025, repeats=1, cost_repeats=2,
              pipeline_batches=10, variant_steps=10, variant_every=5, parallel=2,
-             whole_steps=20, whole_repeats=1, executions=(1, 4), probe_sizes=(32, 64),
+             whole_steps=20, whole_repeats=1, executions=(4,), probe_sizes=(32, 64),
              depths=(6, 12))
 # The peers: what users would add to model.fit instead of avh.
 PEERS = {"d": "tensorboard", "e": "handwritten"}
