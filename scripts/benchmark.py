@@ -203,10 +203,16 @@ class Run:
 
 
 def planned_runs(plan, data_dirs, work, explain=False, subset=None):
-    """Every run, in the order they run: per shape (a, b) alternately, so that a slow drift of
-    the machine hits both alike, with (c) after the first pair; the first (a) also times one
-    summary event in-process."""
+    """Every run, in the order they run: the whole-process pairs; per shape (a, b) alternately, so
+    that a slow drift of the machine hits both alike, with (c), (d) and (e) after the first pair;
+    the first (a) also times one summary event in-process; then --steps-per-execution, variants."""
     runs = []
+    # First, so that a benchmark cut short on a busy machine still has them.
+    # Whole process, start to exit: the issue's 500-step CIFAR-10-subset run, defaults otherwise.
+    for repeat in range(plan.whole_repeats):
+        for kind, flags in (("whole-on", ()), ("whole-off", ("--summary-every", 0))):
+            runs.append(train_run(f"cifar10-subset-{kind}{repeat}", kind, "cifar10", subset,
+                                  plan.whole_steps, work, *flags))
     for dataset, data_dir in data_dirs.items():
         steps = plan.steps[dataset]
         for repeat in range(plan.repeats):
@@ -230,11 +236,6 @@ def planned_runs(plan, data_dirs, work, explain=False, subset=None):
         runs.append(train_run(f"mnist-spe{n}", f"spe{n}", "mnist", data_dirs["mnist"],
                               plan.steps["mnist"], work, "--steps-per-execution", n,
                               "--summary-every", 80, "--checkpoint-every", 400))
-    # Whole process, start to exit: the issue's 500-step CIFAR-10-subset run, defaults otherwise.
-    for repeat in range(plan.whole_repeats):
-        for kind, flags in (("whole-on", ()), ("whole-off", ("--summary-every", 0))):
-            runs.append(train_run(f"cifar10-subset-{kind}{repeat}", kind, "cifar10", subset,
-                                  plan.whole_steps, work, *flags))
     for flag in VARIANTS:
         runs.append(train_run(f"mnist{flag[1:]}", flag, "mnist", data_dirs["mnist"],
                               plan.variant_steps, work, flag, "--summary-every", plan.variant_every))
