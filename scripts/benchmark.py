@@ -102,6 +102,9 @@ def parse_args(argv=None):
     p.add_argument("--repeats", type=int, metavar="N",
                    help=f"run (a) and (b) N times each, alternately (default: {FULL.repeats}); "
                         "more repeats narrow the spread of b/a on a noisy machine")
+    p.add_argument("--whole-repeats", type=int, metavar="N",
+                   help=f"whole-process runs with and without summaries, best of N "
+                        f"(default: {FULL.whole_repeats})")
     p.add_argument("--json", metavar="FILE", help="also save every number to FILE")
     p.add_argument("--workdir", metavar="DIR",
                    help="write data and run folders to DIR and keep them (default: a temporary folder)")
@@ -131,6 +134,11 @@ def main(argv=None):
             print("error: --repeats must be at least 1", file=sys.stderr)
             return 2
         plan = dataclasses.replace(plan, repeats=args.repeats)
+    if args.whole_repeats is not None:
+        if args.whole_repeats < 1:
+            print("error: --whole-repeats must be at least 1", file=sys.stderr)
+            return 2
+        plan = dataclasses.replace(plan, whole_repeats=args.whole_repeats)
     if args.workdir:
         work = Path(args.workdir)
         work.mkdir(parents=True, exist_ok=True)
@@ -142,7 +150,7 @@ def main(argv=None):
 def benchmark(plan, work, explain, json_path):
     load_before = os.getloadavg()
     data_dirs = write_data(work / "data", plan.scale)
-    subset = SUBSET if SUBSET.exists() and plan is not QUICK else write_subset(work / "data")
+    subset = SUBSET if SUBSET.exists() and plan.scale == 1 else write_subset(work / "data")
     runs = planned_runs(plan, data_dirs, work, explain, subset)
     try:
         run_all(runs, plan.parallel)
@@ -219,7 +227,7 @@ def planned_runs(plan, data_dirs, work, explain=False, subset=None):
             runs.append(plain_fit_run(f"{dataset}-a{repeat}", dataset, data_dir, steps, work,
                                       cost_repeats=plan.cost_repeats if repeat == 0 else 0,
                                       pipeline_batches=plan.pipeline_batches,
-                                      quick=plan is QUICK))
+                                      quick=plan.scale < 1))
             runs.append(train_run(f"{dataset}-b{repeat}", "b", dataset, data_dir, steps, work))
             if repeat == 0:
                 runs.append(train_run(f"{dataset}-c", "c", dataset, data_dir, steps, work,
@@ -677,7 +685,7 @@ def report(results, plan):
 
     m, shapes, defaults = results["machine"], results["shapes"], Config()
     s = {d: shape["summary"] for d, shape in shapes.items()}
-    quick = " (--quick: a smoke test, its numbers mean nothing)" if plan is QUICK else ""
+    quick = " (--quick: a smoke test, its numbers mean nothing)" if plan.scale < 1 else ""
     lines = [
         f"## avh benchmark: what the activation summaries cost{quick}",
         "",
