@@ -159,3 +159,12 @@ def test_gpu_options_run_on_cpu_and_log_float32(tmp_path, flag, policy):
     # The last step is also a summary step: its figures are drawn all the same.
     for layer in ("3_conv3", "4_fc4"):
         assert [s for s, _ in events[PLOT_TAG.format(layer=layer, kind="map")]] == [0, 2]
+
+
+def test_steps_per_execution_that_misses_a_cadence_is_one_error_line(tmp_path):
+    result = run_train("--logdir", tmp_path, "--steps-per-execution", "16")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "error: --summary-every 100 is not a multiple of --steps-per-execution 16; choose "
+        "cadences that are multiples of it (or a smaller N)"]
+    assert not any(tmp_path.iterdir())

@@ -138,6 +138,10 @@ def test_a_skipped_step_drawn_at_the_end_is_not_counted_as_skipped():
     ({"clip_norm": 0.0}, "--clip-norm"), ({"checkpoint_every": 0}, "--checkpoint-every"),
     ({"summary_every": -5}, "--summary-every"), ({"dropout": 1.0}, "--dropout"),
     ({"run_name": "../outside"}, "--run-name"), ({"run_name": "/abs"}, "--run-name"),
+    ({"steps_per_execution": 0}, "--steps-per-execution"),
+    # executions end on multiples of N only: cadences between them would be missed
+    ({"steps_per_execution": 3}, "--summary-every 100 is not a multiple of --steps-per-execution 3"),
+    ({"steps_per_execution": 20, "checkpoint_every": 50}, "--checkpoint-every 50"),
 ])
 def test_config_refuses_values_no_run_can_use_naming_the_flag(change, flag):
     with pytest.raises(UsageError, match=flag):
@@ -147,6 +151,8 @@ def test_config_refuses_values_no_run_can_use_naming_the_flag(change, flag):
 def test_config_accepts_the_defaults_and_odd_but_valid_values():
     check_config(Config())
     check_config(Config(summary_every=0, dropout=0.0, max_steps=1, plot_layers=()))
+    check_config(Config(steps_per_execution=4))
+    check_config(Config(steps_per_execution=16, summary_every=0, checkpoint_every=400))
 
 
 def test_load_config_refuses_folders_that_cannot_be_resumed(tmp_path):
