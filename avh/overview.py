@@ -11,6 +11,7 @@ import tensorflow as tf
 from tensorboard.plugins.custom_scalar import layout_pb2
 from tensorboard.plugins.custom_scalar import summary as custom_scalar_summary
 from tensorboard.plugins.hparams import api as hp
+from tensorboard.plugins.hparams import plugin_data_pb2
 
 from avh.tags import STAT_TAG, STATS, TEST_SUBSET_TAG, TEST_TAG, TRAIN_TAG
 
@@ -20,6 +21,8 @@ HPARAMS = ("activation", "norm", "init", "dropout_kind", "dropout", "learning_ra
            "lr_schedule", "clip_norm", "batch_size", "total_steps", "seed", "dataset",
            "dtype_policy")
 NONE = "off"
+# What a compare root varies (the activation and what `auto` resolves to for it) and seeds.
+COMPARED = ("activation", "norm", "init", "dropout_kind", "seed")
 # Final metrics, as scalar tags (the full test set at the last step, see train.py).
 METRICS = (("accuracy", "test accuracy"), ("loss", "test loss"))
 # Categories of the Custom Scalars page; a chart title names SELU's target where it has one.
@@ -35,12 +38,20 @@ def hparams_of(config):
     return {name: NONE if flat.get(name) is None else flat[name] for name in HPARAMS}
 
 
-def hparams_config():
-    """The experiment's columns and metrics: every run writes the same (TensorBoard takes one)."""
-    return hp.hparams_config(
+def hparams_config_pb():
+    """The experiment's columns and metrics as a Summary proto; every run writes the same
+    (TensorBoard takes one). Its HParams table shows five columns until more are ticked: those
+    marked `differs` first, so COMPARED are the ones on screen."""
+    summary = hp.hparams_config_pb(
         hparams=[hp.HParam(name) for name in HPARAMS],
         metrics=[hp.Metric(TEST_TAG.format(metric=metric), display_name=label)
                  for metric, label in METRICS])
+    content = summary.value[0].metadata.plugin_data
+    data = plugin_data_pb2.HParamsPluginData.FromString(content.content)
+    for info in data.experiment.hparam_infos:
+        info.differs = info.name in COMPARED
+    content.content = data.SerializeToString()
+    return summary
 
 
 def config_markdown(config):
@@ -99,7 +110,7 @@ def log_run_overview(run_dir, layer_tags):
     """Write the run's HParams (from its config.json), config text and Custom Scalars layout at
     step 0 to the default summary writer. Call it for a new run only."""
     config = json.loads((Path(run_dir) / "config.json").read_text())
-    hparams_config()
+    tf.summary.experimental.write_raw_pb(hparams_config_pb().SerializeToString(), step=0)
     hp.hparams(hparams_of(config), trial_id=Path(run_dir).name)
     tf.summary.text(CONFIG_TEXT_TAG, config_markdown(config), step=0)
     layout = custom_scalar_summary.pb(custom_scalars_layout(layer_tags))
