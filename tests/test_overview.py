@@ -49,7 +49,7 @@ def test_figures_are_large_and_the_same_size_whatever_the_values():
               for v in (spiky, wide)]
     images += [activation_map_figure(rng.normal(size=(4, 4, 256)), "3_conv3"),
                activation_map_figure(rng.normal(size=160), "4_fc4")]
-    assert {image.shape for image in images} == {(480, 600, 4)}
+    assert {image.shape for image in images} == {(400, 640, 4)}
 
 
 @pytest.mark.parametrize("total_steps", [1, 7, 126, 300, 938, 10_000])
@@ -173,7 +173,7 @@ def test_tensorboard_shows_hparams_custom_scalars_and_legible_images(root):
         # Images in the default Time Series tab (SVG: no WebGL under --disable-gpu).
         plots = browser.page_text(
             base + "/?forceSVG=true#timeseries",
-            ready=lambda p: sum(w == 600 for w, _, _ in p["images"]) >= 2)
-        shown = [shown for w, h, shown in plots["images"] if (w, h) == (600, 480)]
+            ready=lambda p: sum(w == 640 for w, _, _ in p["images"]) >= 2)
+        shown = [shown for w, h, shown in plots["images"] if (w, h) == (640, 400)]
         assert shown, plots
         assert "activation_plots" in plots["text"]
