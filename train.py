@@ -239,9 +239,9 @@ def train(cfg, resume_dir=None):
     progress = training.Progress(total_steps, cfg.batch_size,
                                  curves.train_log_every(cfg.summary_every, total_steps), TRAIN_TAG,
                                  print_every=cfg.summary_every or 100)
-    test_subset = curves.SubsetEvaluation(model, standardise(data.x_test[:curves.EVAL_SUBSET]),
-                                          data.y_test[:curves.EVAL_SUBSET],
-                                          curves.test_eval_every(total_steps))
+    n_subset = curves.eval_subset_size(total_steps, cfg.batch_size)
+    test_subset = curves.SubsetEvaluation(model, standardise(data.x_test[:n_subset]),
+                                          data.y_test[:n_subset], curves.test_eval_every(total_steps))
     checkpointer = training.Checkpointer(model, run_dir, writer, cfg.checkpoint_every)
     if resume_dir is None:  # settings, final metrics and chart layout: once per run
         activations.set_model(model)  # chooses the logged layers, which the layout names

@@ -10,4 +10,4 @@ PLOT_TAG = "activation_plots/{layer}/{kind}"          # kind in PLOT_KINDS
 PLOT_KINDS = ("map", "histogram")
 TRAIN_TAG = "train/{metric}"                          # metric: loss, accuracy
 TEST_TAG = "test/{metric}"
-TEST_SUBSET_TAG = "test_subset/{metric}"            # the first EVAL_SUBSET test images, ~10x a run
+TEST_SUBSET_TAG = "test_subset/{metric}"            # the first test images (avh.curves), ~10x a run
