@@ -17,7 +17,7 @@ from avh.tags import STAT_TAG, STATS, TEST_SUBSET_TAG, TEST_TAG, TRAIN_TAG
 
 # The settings shown as HParams columns, in this order: what may differ between runs of a root.
 # Values must be bool, int, float or str (TensorBoard's rule); None becomes NONE.
-HPARAMS = ("activation", "norm", "init", "dropout_kind", "dropout", "learning_rate",
+HPARAMS = ("activation", "norm", "init", "dropout_kind", "dropout", "optimizer", "learning_rate",
            "lr_schedule", "clip_norm", "batch_size", "total_steps", "seed", "dataset",
            "dtype_policy")
 NONE = "off"
@@ -35,7 +35,13 @@ CONFIG_TEXT_TAG = "config"
 def hparams_of(config):
     """{name: value} of HPARAMS from a config.json dict (its `resolved` values win over `auto`)."""
     flat = {**config, **config.get("resolved", {})}
-    return {name: NONE if flat.get(name) is None else flat[name] for name in HPARAMS}
+    values = {}
+    for name in HPARAMS:
+        value = flat.get(name)
+        if isinstance(value, dict):  # resolved optimizer: {"name": "adam", its settings...}
+            value = value.get("name", str(value))
+        values[name] = NONE if value is None else value
+    return values
 
 
 def hparams_config_pb():
