@@ -440,8 +440,7 @@ def plot_moments(runs, path):
     axes = fig.subplots(max(len(layers), 1), 3, sharex=True, squeeze=False)
     for row, k in enumerate(layers):
         layer = layer_tag(k)
-        for i, run in enumerate(runs):
-            c = colour(i)
+        for run, c in zip(runs, run_colours(runs)):
             steps, tau = run.series(MOMENT_TAG.format(layer=layer, stat="tau"))
             axes[row, 0].plot(steps, tau, color=c, label=run.label)
             steps, corr = run.series(MOMENT_TAG.format(layer=layer, stat="input_correlation"))
