@@ -532,6 +532,7 @@ def plot_depth_sweep(runs, path):
         std_ax.set_yscale("log")
         std_ax.set_title(f"{depth} layers: std per layer (○ step 0, ● end)", fontsize=11)
         std_ax.yaxis.set_major_formatter(ScalarFormatter())
+        std_ax.yaxis.set_minor_formatter(ScalarFormatter())
         std_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         std_ax.set_xlabel("layer")
         std_ax.grid(alpha=0.3)
