@@ -29,7 +29,7 @@ import tfplot
 
 import datasets
 import ops
-from avh import training
+from avh import curves, overview, training
 from avh.config import (CHECKPOINT, OPTIMIZERS, Config, UsageError, check_config, load_config,
                         optimizer_settings)
 from avh.summaries import ActivationSummaries
@@ -228,14 +228,25 @@ def train(cfg, resume_dir=None):
     activations = ActivationSummaries(
         probe_batch, writer=writer, every=cfg.summary_every, layers=list(LAYERS), numbered=True,
         figure_layers=[LAYERS[k - 1] for k in cfg.plot_layers], log_on_train_end=False)
+    # Every cadence a multiple of --steps-per-execution N: callbacks see only executions' ends.
+    execution = cfg.steps_per_execution
+    in_executions = lambda every: -(-every // execution) * execution
     progress = training.Progress(total_steps, cfg.batch_size,
-                                 cfg.summary_every or math.lcm(100, cfg.steps_per_execution), TRAIN_TAG)
+                                 in_executions(curves.train_log_every(cfg.summary_every, total_steps)),
+                                 TRAIN_TAG, print_every=cfg.summary_every or math.lcm(100, execution))
+    n_subset = curves.eval_subset_size(total_steps, cfg.batch_size)
+    test_subset = curves.SubsetEvaluation(model, standardise(data.x_test[:n_subset]),
+                                          data.y_test[:n_subset],
+                                          in_executions(curves.test_eval_every(total_steps)))
     checkpointer = training.Checkpointer(model, run_dir, writer, cfg.checkpoint_every)
     checkpointer.before_flush = activations.wait_for_moments  # the step's moments go to disk too
+    if resume_dir is None:  # settings, final metrics and chart layout: once per run
+        activations.set_model(model)  # chooses the logged layers, which the layout names
+        overview.log_run_overview(run_dir, [tag for tag, _ in activations.layers])
     # The loss is read (a host sync) only where something is logged or saved, and at fit ends.
     nan_guard = training.NanGuard(checkpointer, every=(cfg.summary_every, progress.every,
-                                                       cfg.checkpoint_every))
-    callbacks = [nan_guard, activations, progress, checkpointer, stop]
+                                                       test_subset.every, cfg.checkpoint_every))
+    callbacks = [nan_guard, activations, progress, test_subset, checkpointer, stop]
 
     # -------------------------------------------------------------------------
     # Train: one fit() per epoch (a resumed run can start mid-epoch); test set at epoch ends.
@@ -253,6 +264,7 @@ def train(cfg, resume_dir=None):
         # Final metrics: the full test set in inference mode, never a training-mode batch.
         activations.log(step, final=True)
         result = training.evaluate(model, test_batches, step)
+        test_subset.log(step)
         checkpointer.save(step)
         activations.close()
         writer.flush()

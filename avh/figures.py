@@ -10,6 +10,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import matplotlib
 import numpy as np
 import tensorflow as tf
 import tfplot
@@ -18,6 +19,8 @@ from matplotlib.figure import Figure
 from mpl_toolkits.axes_grid1 import make_axes_locatable
 from tensorboard.plugins.image import metadata as image_metadata
 
+from avh.figure_rules import (DENSITY_CAP, HISTOGRAM_BINS, HISTOGRAM_RANGE, MAP_LIMIT,
+                              map_channels)
 from avh.moments import MOMENT_MAP_KEY
 from avh.tags import MOMENT_MAP_TAG, PLOT_KINDS, PLOT_TAG
 from avh.theory_figures import FIGURE_DPI as MOMENT_MAP_DPI
@@ -25,8 +28,12 @@ from avh.theory_figures import FIGURE_INCHES as MOMENT_MAP_INCHES
 from avh.theory_figures import _as_trajectory, _limits_holding, draw_moment_map
 
 FIGURE_TIME_SHARE = 0.02  # of the run's time, at most, for drawing figures
-FIGURE_INCHES = 4.0
-FIGURE_DPI = 80
+# 640x400 px with 14-16 pt text. TensorBoard's Time Series cards show an image ~215 px high (at
+# 1600 px, settings open): a wide figure is shown ~345 px wide there, its text ~10 px high.
+FIGURE_INCHES = (6.4, 4.0)
+FIGURE_DPI = 100
+TITLE_PT, TICK_PT = 16, 14
+OVERFLOW_WIDTH = 0.5  # of the bars outside the histogram range that hold the values beyond it
 _IMAGE_METADATA = image_metadata.create_summary_metadata(display_name=None, description=None)
 
 
@@ -109,11 +116,11 @@ class FigureRenderer:
                                          figsize=MOMENT_MAP_INCHES, dpi=MOMENT_MAP_DPI)
                 log_image(MOMENT_MAP_TAG, image, step)
                 continue
-            figures = {"map": self.reused.draw(("map", layer, np.shape(data["first_example"])),
-                                               build_activation_map, data["first_example"], layer),
+            figures = {"map": self.reused.draw(("map", layer), build_activation_map,
+                                               data["first_example"], layer),
                        "histogram": self.reused.draw(("histogram", layer), build_histogram,
-                                                     data["counts"], data["range"], data["mean"],
-                                                     data["std"], layer)}
+                                                     data["counts"], data["mean"], data["std"],
+                                                     layer)}
             for kind in PLOT_KINDS:
                 log_image(PLOT_TAG.format(layer=layer, kind=kind), figures[kind], step)
 
@@ -160,35 +167,62 @@ def _grid_rows(n):
 
 
 def activation_map_figure(activations, layer):
-    """RGBA image of one probe example's activations at `layer`, tiled, with a colour bar."""
-    grid = tile(activations)
-    fig, ax = tfplot.subplots(figsize=(FIGURE_INCHES, FIGURE_INCHES), dpi=FIGURE_DPI)
-    image = ax.imshow(grid, cmap="viridis", interpolation="nearest")
-    colour_axes = make_axes_locatable(ax).append_axes("right", size="4%", pad=0.05)
-    fig.colorbar(image, cax=colour_axes)
-    shape = "x".join(str(n) for n in np.shape(activations))
-    ax.set_title(f"{layer} ({shape}), probe image 0", fontsize=9)
+    """RGBA image of one probe example's activations at `layer` on the fixed colour scale
+    [-MAP_LIMIT, MAP_LIMIT] (diverging: 0 is white), a conv layer's first MAP_CHANNELS channels
+    tiled, with a colour bar."""
+    shown, caption = map_channels(np.asarray(activations, dtype=np.float32))
+    grid = tile(shown)
+    fig, ax = tfplot.subplots(figsize=FIGURE_INCHES, dpi=FIGURE_DPI)
+    cmap = matplotlib.colormaps["RdBu_r"].with_extremes(bad="0.8")  # grey gaps between channels
+    image = ax.imshow(grid, cmap=cmap, vmin=-MAP_LIMIT, vmax=MAP_LIMIT, interpolation="nearest")
+    colour_axes = make_axes_locatable(ax).append_axes("right", size="5%", pad=0.1)
+    fig.colorbar(image, cax=colour_axes, extend="both")
+    colour_axes.tick_params(labelsize=TICK_PT)
+    size = "x".join(str(n) for n in np.shape(activations)[:2]) if np.ndim(activations) == 3 else ""
+    ax.set_title(f"{layer}, image 0: {caption}" + (f" ({size})" if size else ""), fontsize=TITLE_PT)
     ax.set_xticks([])
     ax.set_yticks([])
-    fig.subplots_adjust(left=0.04, right=0.90, bottom=0.04, top=0.92)
+    fig.subplots_adjust(left=0.02, right=0.90, bottom=0.03, top=0.88)
     return tfplot.figure.to_array(fig)
 
 
-def histogram_figure(counts, value_range, mean, std, layer):
-    """RGBA image of the distribution of `layer`'s values over the probe batch (pre-binned
-    `counts` over `value_range`), with its mean and std, and the standard normal density
-    that SELU drives activations towards."""
-    low, high = (float(v) for v in value_range)
-    edges = np.linspace(low, high, len(counts) + 1)
-    density = counts / max(counts.sum(), 1) / np.diff(edges)
-    fig, ax = tfplot.subplots(figsize=(FIGURE_INCHES, FIGURE_INCHES), dpi=FIGURE_DPI)
-    ax.stairs(density, edges, fill=True, alpha=0.6, label="activations")
-    x = np.linspace(low, high, 200)
-    ax.plot(x, np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi), "k--", lw=1, label="N(0, 1)")
-    ax.set_title(f"{layer}: mean {float(mean):+.3f}, std {float(std):.3f}", fontsize=9)
-    ax.set_xlim(low, high)
-    ax.legend(fontsize=8)
-    fig.subplots_adjust(left=0.12, right=0.96, bottom=0.08, top=0.92)
+def histogram_figure(counts, mean, std, layer):
+    """RGBA image of the distribution of `layer`'s values over the probe batch (`counts` from
+    figure_rules.binned) on the fixed axes of figure_rules, with its mean and std and the
+    standard normal density that SELU drives activations towards. Values beyond the range are
+    drawn as hatched bars outside it, labelled with their share; a peak above DENSITY_CAP is
+    clipped and its height written beside it."""
+    low, high = HISTOGRAM_RANGE
+    counts = np.asarray(counts, dtype=np.float64)
+    total = max(counts.sum(), 1.0)
+    edges = np.linspace(low, high, HISTOGRAM_BINS + 1)
+    density = counts[1:-1] / total / np.diff(edges)
+    fig, ax = tfplot.subplots(figsize=FIGURE_INCHES, dpi=FIGURE_DPI)
+    ax.stairs(np.minimum(density, DENSITY_CAP), edges, fill=True, alpha=0.6, label="activations")
+    x = np.linspace(low, high, 300)
+    ax.plot(x, np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi), "k--", lw=1.5, label="N(0, 1)")
+    width = OVERFLOW_WIDTH
+    for share, left, text_x, align in ((counts[0] / total, low - width, low - width, "left"),
+                                       (counts[-1] / total, high, high + width, "right")):
+        if share > 0:  # the bar's area is the share of values beyond the range
+            ax.bar(left, min(share / width, DENSITY_CAP), width=width, align="edge",
+                   color="C1", alpha=0.7, hatch="//")
+            ax.text(text_x, min(share / width, DENSITY_CAP) + 0.03, f"{share:.1%}" if share >= 0.001 else "<0.1%", ha=align,
+                    va="bottom", fontsize=TICK_PT)
+    peak = density.max(initial=0.0)
+    if peak > DENSITY_CAP:
+        at = edges[np.argmax(density)] + 0.5 * np.diff(edges)[0]
+        ax.annotate(f"peak {peak:.1f}", (at, DENSITY_CAP), xytext=(at + 0.4, 0.9 * DENSITY_CAP),
+                    fontsize=TICK_PT, ha="left", va="top",
+                    arrowprops={"arrowstyle": "->", "lw": 1})
+    ax.set_xlim(low - width, high + width)
+    ax.set_ylim(0, DENSITY_CAP * 1.08)
+    ax.axvline(low, color="0.6", lw=0.8)
+    ax.axvline(high, color="0.6", lw=0.8)
+    ax.tick_params(labelsize=TICK_PT)
+    ax.set_title(f"{layer}: mean {float(mean):+.2f}, std {float(std):.2f}", fontsize=TITLE_PT)
+    ax.legend(fontsize=TICK_PT, loc="upper right", frameon=False)
+    fig.subplots_adjust(left=0.09, right=0.98, bottom=0.11, top=0.88)
     return tfplot.figure.to_array(fig)
 
 
@@ -213,7 +247,7 @@ class ReusedFigures:
         self.full_draws = 0
         self._figures = {}
 
-    def draw(self, key, build, *data, figsize=(FIGURE_INCHES, FIGURE_INCHES), dpi=FIGURE_DPI):
+    def draw(self, key, build, *data, figsize=FIGURE_INCHES, dpi=FIGURE_DPI):
         """The figure of `key` with `data` as an RGBA uint8 array (height, width, 4)."""
         entry = self._figures.get(key)
         if entry is None:
@@ -238,70 +272,86 @@ class ReusedFigures:
 
 
 def build_activation_map(fig):
-    """activation_map_figure on a reused figure: the colour range is rounded outward to a nice
-    step so that the colour bar (static) is redrawn only when the range grows or shrinks."""
+    """activation_map_figure on a reused figure: the colour scale is fixed, so only the image
+    changes (and the title, with the layer's shape)."""
     ax = fig.add_subplot()
-    image = ax.imshow(np.zeros((1, 1)), cmap="viridis", interpolation="nearest", animated=True)
-    colour_axes = make_axes_locatable(ax).append_axes("right", size="4%", pad=0.05)
-    fig.colorbar(image, cax=colour_axes)
-    title = ax.set_title("", fontsize=9)
+    cmap = matplotlib.colormaps["RdBu_r"].with_extremes(bad="0.8")  # grey gaps between channels
+    image = ax.imshow(np.zeros((1, 1)), cmap=cmap, vmin=-MAP_LIMIT, vmax=MAP_LIMIT,
+                      interpolation="nearest", animated=True)
+    colour_axes = make_axes_locatable(ax).append_axes("right", size="5%", pad=0.1)
+    fig.colorbar(image, cax=colour_axes, extend="both")
+    colour_axes.tick_params(labelsize=TICK_PT)
+    title = ax.set_title("", fontsize=TITLE_PT)
     ax.set_xticks([])
     ax.set_yticks([])
-    fig.subplots_adjust(left=0.04, right=0.90, bottom=0.04, top=0.92)
+    fig.subplots_adjust(left=0.02, right=0.90, bottom=0.03, top=0.88)
 
     def update(activations, layer):
-        grid = tile(activations)
-        finite = grid[np.isfinite(grid)]
-        low, high = _nice_range(*((finite.min(), finite.max()) if finite.size else (0.0, 1.0)))
+        shown, caption = map_channels(np.asarray(activations, dtype=np.float32))
+        grid = tile(shown)
         image.set_data(grid)
         image.set_extent((-0.5, grid.shape[1] - 0.5, grid.shape[0] - 0.5, -0.5))
-        image.set_clim(low, high)
-        shape = "x".join(str(n) for n in np.shape(activations))
-        title.set_text(f"{layer} ({shape}), probe image 0")
-        return (low, high, grid.shape, title.get_text()), [image]
+        ax.set_xlim(-0.5, grid.shape[1] - 0.5)  # part of the layout: redrawn when the shape changes
+        ax.set_ylim(grid.shape[0] - 0.5, -0.5)
+        size = "x".join(str(n) for n in np.shape(activations)[:2]) if np.ndim(activations) == 3 else ""
+        title.set_text(f"{layer}, image 0: {caption}" + (f" ({size})" if size else ""))
+        return (grid.shape, title.get_text()), [image]
     return update
 
 
 def build_histogram(fig):
-    """histogram_figure on a reused figure: axis limits rounded outward to nice values, so the
-    axes, ticks and the N(0, 1) curve (static) are redrawn only when the limits change."""
+    """histogram_figure on a reused figure: its axes are fixed, so they are drawn once and each
+    event draws the bars, the overflow bars and their shares, the peak, the N(0, 1) curve over
+    the bars, the title and the legend."""
+    low, high = HISTOGRAM_RANGE
+    width = OVERFLOW_WIDTH
+    edges = np.linspace(low, high, HISTOGRAM_BINS + 1)
     ax = fig.add_subplot()
-    bars = ax.stairs([0.0], [0.0, 1.0], fill=True, alpha=0.6, label="activations", animated=True)
-    normal, = ax.plot([], [], "k--", lw=1, label="N(0, 1)", animated=True)  # over the bars
-    title = ax.set_title("", fontsize=9, animated=True)
-    legend = ax.legend(fontsize=8)  # static, its pixels put back over the bars
-    fig.subplots_adjust(left=0.12, right=0.96, bottom=0.08, top=0.92)
+    bars = ax.stairs(np.zeros(HISTOGRAM_BINS), edges, fill=True, alpha=0.6, label="activations",
+                     animated=True)
+    x = np.linspace(low, high, 300)
+    normal, = ax.plot(x, np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi), "k--", lw=1.5,
+                      label="N(0, 1)", animated=True)
+    overflow = []
+    for left, text_x, align in ((low - width, low - width, "left"), (high, high + width, "right")):
+        bar = ax.bar(left, 0.0, width=width, align="edge", color="C1", alpha=0.7, hatch="//")[0]
+        share = ax.text(text_x, 0.0, "", ha=align, va="bottom", fontsize=TICK_PT)
+        overflow.append((bar, share))
+    peak = ax.annotate("", (0.0, DENSITY_CAP), xytext=(0.4, 0.9 * DENSITY_CAP), fontsize=TICK_PT,
+                       ha="left", va="top", arrowprops={"arrowstyle": "->", "lw": 1})
+    ax.set_xlim(low - width, high + width)
+    ax.set_ylim(0, DENSITY_CAP * 1.08)
+    ax.axvline(low, color="0.6", lw=0.8)
+    ax.axvline(high, color="0.6", lw=0.8)
+    ax.tick_params(labelsize=TICK_PT)
+    title = ax.set_title("", fontsize=TITLE_PT, animated=True)
+    legend = ax.legend(fontsize=TICK_PT, loc="upper right", frameon=False)
+    changing = [bars, *(a for pair in overflow for a in pair), peak, normal, title, legend]
+    for artist in changing:
+        artist.set_animated(True)
+    fig.subplots_adjust(left=0.09, right=0.98, bottom=0.11, top=0.88)
 
-    def update(counts, value_range, mean, std, layer):
-        edges, density = _density(counts, value_range)
-        bars.set_data(density, edges)
-        title.set_text(f"{layer}: mean {float(mean):+.3f}, std {float(std):.3f}")
-        x_low, x_high = math.floor(edges[0]), math.ceil(edges[-1])
-        top = _nice_range(0.0, max(float(np.max(density, initial=0)), 0.4))[1]
-        layout = (x_low, x_high, top)
-        if layout != getattr(update, "layout", None):
-            update.layout = layout
-            x = np.linspace(x_low, x_high, 200)
-            normal.set_data(x, np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi))
-            ax.set_xlim(x_low, x_high)
-            ax.set_ylim(0, top)
-        return layout, [bars, normal, title], [legend]
+    def update(counts, mean, std, layer):
+        counts = np.asarray(counts, dtype=np.float64)
+        total = max(counts.sum(), 1.0)
+        density = counts[1:-1] / total / np.diff(edges)
+        bars.set_data(np.minimum(density, DENSITY_CAP))
+        for (bar, text), share in zip(overflow, (counts[0] / total, counts[-1] / total)):
+            height = min(share / width, DENSITY_CAP)  # the bar's area is the share beyond the range
+            bar.set_height(height)
+            bar.set_visible(share > 0)
+            text.set_y(height + 0.03)
+            text.set_text(f"{share:.1%}" if share >= 0.001 else "<0.1%")
+            text.set_visible(share > 0)
+        top = density.max(initial=0.0)
+        at = edges[np.argmax(density)] + 0.5 * np.diff(edges)[0]
+        peak.set_text(f"peak {top:.1f}")
+        peak.xy = (at, DENSITY_CAP)
+        peak.set_position((at + 0.4, 0.9 * DENSITY_CAP))
+        peak.set_visible(top > DENSITY_CAP)
+        title.set_text(f"{layer}: mean {float(mean):+.2f}, std {float(std):.2f}")
+        return "fixed axes", changing
     return update
-
-
-def _nice_range(low, high):
-    """[low, high] widened outward to multiples of half a power of ten of their magnitude."""
-    low, high = float(low), float(high)
-    magnitude = max(abs(low), abs(high), 1e-6)
-    step = 10.0 ** math.floor(math.log10(magnitude)) / 2
-    low, high = math.floor(low / step) * step, math.ceil(high / step) * step
-    return low, (high if high > low else low + step)
-
-
-def _density(counts, value_range):
-    low, high = (float(v) for v in value_range)
-    edges = np.linspace(low, high, len(counts) + 1)
-    return edges, counts / max(counts.sum(), 1) / np.diff(edges)
 
 
 def build_moment_map(fig):
@@ -333,3 +383,12 @@ def build_moment_map(fig):
         ax.title.set_text(title)
         return layout, [artist for path in state["paths"] for artist in path] + [ax.title]
     return update
+
+
+def _nice_range(low, high):
+    """[low, high] widened outward to multiples of half a power of ten of their magnitude."""
+    low, high = float(low), float(high)
+    magnitude = max(abs(low), abs(high), 1e-6)
+    step = 10.0 ** math.floor(math.log10(magnitude)) / 2
+    low, high = math.floor(low / step) * step, math.ceil(high / step) * step
+    return low, (high if high > low else low + step)
