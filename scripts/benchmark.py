@@ -605,7 +605,7 @@ def fresh_figures(step, layers):
         tf.summary.image("fresh/map", activation_map_figure(data["first_example"], layer)[np.newaxis],
                          step=step)
         tf.summary.image("fresh/histogram", histogram_figure(
-            data["counts"], data["range"], data["mean"], data["std"], layer)[np.newaxis], step=step)
+            data["counts"], data["mean"], data["std"], layer)[np.newaxis], step=step)
 
 
 def pipeline_rate(batches, batch_size, n_batches):
