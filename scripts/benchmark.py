@@ -232,7 +232,7 @@ def planned_runs(plan, data_dirs, work, explain=False, subset=None):
             if repeat == 0:
                 runs.append(train_run(f"{dataset}-c", "c", dataset, data_dir, steps, work,
                                       "--summary-every", STRESS_EVERY))
-                for kind, peer in PEERS.items():
+                for kind, peer in PEERS.items() if plan.scale == 1 or dataset == "mnist" else ():
                     runs.append(plain_fit_run(f"{dataset}-{kind}", dataset, data_dir, steps, work,
                                               0, 0, peer=peer, kind=kind))
         if explain:
