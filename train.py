@@ -29,8 +29,9 @@ import tfplot
 
 import datasets
 import ops
-from avh import training
+from avh import runfolder, training
 from avh.config import CHECKPOINT, Config, UsageError, check_config, load_config
+from avh.events import last_logged_steps
 from avh.summaries import ActivationSummaries
 from avh.tags import TRAIN_TAG
 from avh.training import Diverged, Interrupted
@@ -151,8 +152,12 @@ def create_run_dir(cfg):
             return run_dir
         except FileExistsError:
             if cfg.run_name is not None:
-                raise UsageError(f"run folder {run_dir} already exists; choose another --run-name "
-                                 f"or continue it with --resume {run_dir}")
+                pid = runfolder.holder(run_dir)
+                hint = (f" (process {pid} is training it)" if pid else
+                        f" or continue it with --resume {run_dir}" if runfolder.resumable(run_dir)
+                        else "")
+                raise UsageError(f"run folder {run_dir} already exists; choose another "
+                                 f"--run-name{hint}")
         except OSError as err:
             raise UsageError(f"cannot create run folder {run_dir}: {err.strerror or err}")
     raise UsageError(f"too many runs named {candidates[0]}-*; pass --run-name")
@@ -165,12 +170,22 @@ def main(argv=None):
     except (UsageError, datasets.DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except runfolder.WriteFailed as err:
+        print(f"error: {err}", file=sys.stderr)
+        if runfolder.resumable(err.run_dir):  # (F_GETLK does not report our own lock)
+            print(f"the last complete checkpoint is kept; once the cause is fixed, resume with:\n"
+                  f"  python {sys.argv[0]} --resume {err.run_dir}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
 
 
 def train(cfg, resume_dir=None):
+    if resume_dir is not None:
+        # Held until the process ends (a kill releases it): one process per run folder.
+        run_lock = runfolder.lock(resume_dir)
+        load_config(resume_dir)  # again, under the lock: the other process may have finished it
     norm, init, dropout_kind = ops.resolve(cfg.activation, cfg.norm, cfg.init, cfg.dropout_kind)
     keras.utils.set_random_seed(cfg.seed)
     if cfg.mixed_precision:
@@ -199,8 +214,9 @@ def train(cfg, resume_dir=None):
                             cfg.activation, norm, init, dropout_kind, cfg.dropout)
         training.compile_model(model, cfg, total_steps)
         run_dir = create_run_dir(cfg)
+        run_lock = runfolder.lock(run_dir)
         start_step = 0
-        training.write_json(run_dir / "config.json", {
+        write_config(run_dir, {
             **dataclasses.asdict(cfg),
             "resolved": {"norm": norm, "init": init, "dropout_kind": dropout_kind,
                          "dtype_policy": keras.config.dtype_policy().name},
@@ -214,10 +230,13 @@ def train(cfg, resume_dir=None):
         })
     else:
         run_dir = resume_dir
+        # A copy of a run folder resumes as itself: every path printed names the copy.
+        cfg.logdir, cfg.run_name = str(run_dir.parent), run_dir.name
         try:
             model = keras.models.load_model(run_dir / CHECKPOINT)
         except Exception as err:  # Keras raises many kinds for a damaged file
-            raise UsageError(f"cannot load {run_dir / CHECKPOINT}: {err}".splitlines()[0])
+            raise UsageError(f"cannot load {run_dir / CHECKPOINT}: damaged or incomplete checkpoint "
+                             f"({err})".splitlines()[0])
         start_step = int(model.optimizer.iterations)  # config.json stays as the run wrote it
     print(f"run folder: {run_dir}  ({cfg.dataset}, {cfg.activation}: norm={norm}, init={init}, "
           f"dropout={dropout_kind} {cfg.dropout}; {n_train} training images, "
@@ -227,38 +246,53 @@ def train(cfg, resume_dir=None):
 
     # -------------------------------------------------------------------------
     # Callbacks, in order: NaN check, activation summaries, progress, checkpoints, stop requests.
-    # Events reach disk when a checkpoint does (see training.Checkpointer), so after a hard kill
-    # the logs end where the checkpoint does and a resumed run continues the same curves.
+    # Events reach disk just before each checkpoint (see training.Checkpointer), so after a hard
+    # kill they reach at least as far as the checkpoint, at most to the next one. A resumed run
+    # redoes the steps after its checkpoint and logs nothing that is already on disk: no summary
+    # at or before the last step in the event files, no test result at or before the last one.
 
+    on_disk, test_on_disk = last_logged_steps(run_dir) if resume_dir else (None, None)
     writer = training.summary_writer(run_dir)
     writer.set_as_default()  # for the whole run: leaving `with writer.as_default()` would flush
     stop = training.StopRequests()
     activations = ActivationSummaries(
         probe_batch, writer=writer, every=cfg.summary_every, layers=list(LAYERS), numbered=True,
         figure_layers=[LAYERS[k - 1] for k in cfg.plot_layers], log_on_train_end=False)
+    activations.set_model(model)  # a run resumed at its last step calls no fit()
+    activations.last_step = on_disk
     progress = training.Progress(total_steps, cfg.batch_size, cfg.summary_every or 100, TRAIN_TAG)
-    checkpointer = training.Checkpointer(model, run_dir, writer, cfg.checkpoint_every)
+    checkpointer = training.Checkpointer(model, run_dir, writer, cfg.checkpoint_every, probe_batch)
     callbacks = [training.NanGuard(checkpointer), activations, progress, checkpointer, stop]
 
     # -------------------------------------------------------------------------
     # Train: one fit() per epoch (a resumed run can start mid-epoch); test set at epoch ends.
 
+    def test_at(step):
+        """The test set at `step` (a stop request ends it at once), logged unless on disk."""
+        with tf.summary.record_if(test_on_disk is None or step > test_on_disk):
+            return training.evaluate(model, test_batches, step, callbacks=[stop])
+
     def at_epoch_end(step):
-        training.evaluate(model, test_batches, step)
+        test_at(step)
         stop.check()
         checkpointer.save(step)
 
     stop.install()
     try:
-        step = training.fit_epochs(model, train_batches, steps_per_epoch, start_step, total_steps,
-                                   callbacks, at_epoch_end)
+        # Summaries of steps already on disk are not logged again.
+        with tf.summary.record_if(lambda: model.optimizer.iterations > (-1 if on_disk is None
+                                                                         else on_disk)):
+            if 0 < start_step < total_steps and start_step % steps_per_epoch == 0 and (
+                    test_on_disk is None or test_on_disk < start_step):
+                at_epoch_end(start_step)  # stopped at an epoch end before its test set was done
+            step = training.fit_epochs(model, train_batches, steps_per_epoch, start_step,
+                                       total_steps, callbacks, at_epoch_end)
 
-        # Final metrics: the full test set in inference mode, never a training-mode batch.
-        activations.log(step, final=True)
-        result = training.evaluate(model, test_batches, step)
-        checkpointer.save(step)
+            # Final metrics: the full test set in inference mode, never a training-mode batch.
+            activations.log(step, final=True)
+            result = test_at(step)
         activations.close()
-        writer.flush()
+        checkpointer.save(step)
         metrics = {
             "test_accuracy": result["accuracy"], "test_loss": result["loss"], "steps": step,
             "epochs": step / steps_per_epoch, "examples_per_sec": progress.examples_per_sec(),
@@ -268,9 +302,8 @@ def train(cfg, resume_dir=None):
         training.write_json(run_dir / "metrics.json", metrics)
     except Interrupted as stopped:
         step = int(model.optimizer.iterations)
-        checkpointer.save(step)
         activations.close()
-        writer.flush()
+        checkpointer.save(step)
         print(f"\nstopped by {stopped} at step {step}; checkpoint saved. Resume with:\n"
               f"  python {sys.argv[0]} --resume {run_dir}", file=sys.stderr)
         return 128 + stopped.signum
@@ -284,7 +317,21 @@ def train(cfg, resume_dir=None):
     speed = f", {metrics['examples_per_sec']:.0f} examples/s" if metrics["examples_per_sec"] else ""
     print(f"done: {step} steps, test accuracy {result['accuracy']:.2%}{speed}. "
           f"TensorBoard: tensorboard --logdir {run_dir.parent}")
+    if stop.signum is not None:  # too late to stop: only the last writes were left
+        print(f"{signal.Signals(stop.signum).name} came after the final evaluation; "
+              f"the run finished", file=sys.stderr)
     return 0
+
+
+def write_config(run_dir, config):
+    """config.json, or no run folder at all: a run that cannot write it leaves nothing behind."""
+    try:
+        training.write_json(run_dir / "config.json", config)
+    except runfolder.WriteFailed:
+        for leftover in run_dir.iterdir():
+            leftover.unlink()  # only our lock file and any partial: the folder is new
+        run_dir.rmdir()
+        raise
 
 
 if __name__ == "__main__":

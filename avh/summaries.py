@@ -70,7 +70,7 @@ class ActivationSummaries(StepCallback):
         self.log_on_train_end = log_on_train_end
         self.layers = []            # [(tag name, layer)], set with the model
         self.figures = None         # FigureRenderer, when figure_layers
-        self.last_step = None
+        self.last_step = None       # the last step logged (a resumed run: the last on disk)
         self._figure_data = {}      # the last logged step's, for a later final=True request
         self._probe_model = None
         self._summarise = None
@@ -110,6 +110,8 @@ class ActivationSummaries(StepCallback):
             return
         if self._probe_model is None:
             self._prepare(self.model)
+        if self.last_step is not None and step < self.last_step:
+            return  # logged before: a resumed run redoing steps whose summaries are on disk
         if self.writer is None:
             self.writer = tf.summary.create_file_writer(str(self.log_dir))
         if step != self.last_step:
