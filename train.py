@@ -183,6 +183,10 @@ def main(argv=None):
 
 def train(cfg, resume_dir=None):
     if resume_dir is not None:
+        damage = runfolder.checkpoint_damage(resume_dir / CHECKPOINT)
+        if damage:
+            raise UsageError(f"--resume {resume_dir}: its checkpoint {resume_dir / CHECKPOINT} is "
+                             f"{damage}; it cannot be resumed")
         # Held until the process ends (a kill releases it): one process per run folder.
         run_lock = runfolder.lock(resume_dir)
         load_config(resume_dir)  # again, under the lock: the other process may have finished it

@@ -22,6 +22,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 import datasets  # noqa: E402  (numpy only: cheap)
 import ops  # noqa: E402  (no TensorFlow at import)
+from avh import runfolder  # noqa: E402  (no TensorFlow)
 
 TRAIN = REPO_ROOT / "train.py"
 # compare.py sets these for every run; a pass-through copy would put the runs elsewhere.
@@ -219,6 +220,15 @@ def summary_table(root, status):
         except (OSError, ValueError, KeyError, TypeError):
             pass
         lines.append(f"{activation:<12}{state:<26}{accuracy}")
+    for activation, code in status.items():
+        run_dir = Path(root) / activation
+        if code in (None, 0):
+            continue
+        pid = runfolder.holder(run_dir)  # a test only: taking the lock could refuse its owner
+        if pid:
+            lines.append(f"{activation} is still being trained by process {pid}")
+        elif runfolder.resumable(run_dir):
+            lines.append(f"continue {activation} with: python {TRAIN} --resume {run_dir}")
     return "\n".join(lines)
 
 
