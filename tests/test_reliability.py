@@ -1,7 +1,13 @@
 """train.py survives the usual accidents: signals, hard kills, NaN, bad input, racing starts.
 Every case drives train.py as a subprocess, as a user (or a cluster scheduler) would."""
+import json
+import os
+import queue
+import shutil
 import signal
 import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -9,7 +15,7 @@ import pytest
 
 from datasets import synthetic as fixtures
 from runs import TRAIN, read_events, read_json, run_train, start_train, train_cmd
-from avh.tags import HISTOGRAM_TAG, TRAIN_TAG
+from avh.tags import HISTOGRAM_TAG, STAT_TAG, TRAIN_TAG
 
 
 @pytest.fixture(scope="module")
@@ -221,3 +227,142 @@ def test_default_run_names_never_collide(tmp_path):
     first, second = create_run_dir(cfg), create_run_dir(cfg)
     assert first != second and first.is_dir() and second.is_dir()
     assert first.parent == second.parent == tmp_path / "mnist"
+
+
+# -----------------------------------------------------------------------------
+# Faults around checkpoints and the final evaluation, full disks, concurrent resumes (issue 14).
+
+def output_lines(proc):
+    """A queue of `proc`'s stdout lines (None at its end), read on a thread so waits can time out."""
+    lines = queue.Queue()
+
+    def pump():
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    return lines
+
+
+def wait_for_line(lines, prefix, timeout=180):
+    """Every line up to the first starting with `prefix`; AssertionError on timeout or end."""
+    seen, deadline = [], time.monotonic() + timeout
+    while True:
+        try:
+            line = lines.get(timeout=max(deadline - time.monotonic(), 0.01))
+        except queue.Empty:
+            raise AssertionError(f"no line {prefix!r} within {timeout} s; got {seen}") from None
+        if line is None:
+            raise AssertionError(f"the run ended before printing {prefix!r}; got {seen}")
+        seen.append(line)
+        if line.startswith(prefix):
+            return seen
+
+
+def rest_of(lines, proc, timeout=120):
+    """The remaining output once `proc` has ended."""
+    proc.wait(timeout=timeout)
+    seen = []
+    while (line := lines.get(timeout=timeout)) is not None:
+        seen.append(line)
+    return "".join(seen)
+
+
+def steps_of(events, tag):
+    return [step for step, _ in events.get(tag, [])]
+
+
+@pytest.mark.slow
+def test_kills_and_stops_around_checkpoints_never_lose_or_repeat_a_logged_step(tmp_path):
+    """Killed as its first checkpoint appears, resumed twice at once, killed and then stopped
+    during the final evaluation, and resumed from a checkpoint older than its logs: the run still
+    ends with every step logged exactly once."""
+    # A big test set makes the final evaluation long enough to be interrupted in.
+    data_dir = fixtures.write_mnist(tmp_path / "data", n_train=3000, n_test=20000, gz=False)
+    run_dir = tmp_path / "logs" / "run"
+    hist, stat = HISTOGRAM_TAG.format(layer="3_conv3"), STAT_TAG.format(layer="1_conv1", stat="std")
+    loss = TRAIN_TAG.format(metric="loss")
+    procs = []
+    try:
+        # 1. SIGKILL the moment checkpoint.keras appears: its events are on disk already.
+        first = start_train("--data-dir", data_dir, "--logdir", run_dir.parent, "--run-name", "run",
+                            "--batch-size", "16", "--max-steps", "30", "--summary-every", "5",
+                            "--checkpoint-every", "10")
+        procs.append(first)
+        deadline = time.monotonic() + 180
+        while not (run_dir / "checkpoint.keras").exists():
+            assert first.poll() is None and time.monotonic() < deadline, "no checkpoint"
+            time.sleep(0.002)
+        first.kill()
+        first.communicate(timeout=60)
+        saved = checkpoint_step(run_dir)
+        shutil.copy(run_dir / "checkpoint.keras", tmp_path / "older.keras")
+        events = read_events(run_dir)
+        assert saved == 10
+        assert steps_of(events, hist)[:3] == [0, 5, 10] and steps_of(events, loss)[:2] == [5, 10]
+
+        # 2. Two resumes of the same run at once: one trains, the other is refused at once.
+        pair = [start_train("--resume", run_dir) for _ in range(2)]
+        procs += pair
+        deadline = time.monotonic() + 180
+        while all(p.poll() is None for p in pair):
+            assert time.monotonic() < deadline, "neither resume was refused"
+            time.sleep(0.1)
+        loser = next(p for p in pair if p.poll() is not None)
+        winner = next(p for p in pair if p is not loser)
+        out, err = loser.communicate(timeout=60)
+        assert loser.returncode == 2, err
+        assert err.strip() == (f"error: run folder {run_dir} is in use by process {winner.pid} "
+                               f"(another train.py is training it); wait for it to end or stop it")
+        assert out == ""
+
+        # ...and the winner is SIGKILLed during its final evaluation, after its last checkpoint.
+        lines = output_lines(winner)
+        wait_for_line(lines, "step 30/30:")
+        time.sleep(0.5)
+        winner.kill()
+        assert "step 30: test" not in rest_of(lines, winner)  # killed inside the evaluation
+        assert not (run_dir / "metrics.json").exists()
+
+        # 3. SIGTERM during the final evaluation: it stops at once, resumable (item 4).
+        stopped = start_train("--resume", run_dir)
+        procs.append(stopped)
+        lines = output_lines(stopped)
+        wait_for_line(lines, "step 30/30:")
+        time.sleep(0.5)
+        stopped.send_signal(signal.SIGTERM)
+        out = rest_of(lines, stopped)
+        err = stopped.stderr.read()
+        assert stopped.returncode == 143, err
+        assert "step 30: test" not in out  # it did not wait for the evaluation
+        assert f"stopped by SIGTERM at step 30; checkpoint saved. Resume with:\n" \
+               f"  python {TRAIN} --resume {run_dir}" in err
+        assert checkpoint_step(run_dir) == 30 and not (run_dir / "metrics.json").exists()
+
+        # 4. Events on disk beyond the checkpoint (killed between the flush and the rename),
+        # in a copy of the run folder: it resumes as itself and logs nothing twice.
+        copy = tmp_path / "elsewhere" / "copy"
+        shutil.copytree(run_dir, copy)
+        shutil.copy(tmp_path / "older.keras", copy / "checkpoint.keras")
+        done = run_train("--resume", copy, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert "resuming at step 10" in done.stdout
+        assert done.stdout.strip().endswith(f"TensorBoard: tensorboard --logdir {copy.parent}")
+        assert str(run_dir) not in done.stdout + done.stderr  # the copy names itself only
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=60)
+
+    events = read_events(copy)
+    for tag, series in events.items():
+        steps = steps_of(events, tag)
+        assert steps == sorted(set(steps)), (tag, steps)  # no step twice, anywhere
+    assert steps_of(events, hist) == steps_of(events, stat) == list(range(0, 31, 5))
+    assert steps_of(events, loss) == list(range(5, 31, 5))
+    assert steps_of(events, "test/accuracy") == [30]
+    assert read_json(copy / "metrics.json")["steps"] == 30
+    # Four processes trained (the refused one wrote nothing): four event files.
+    assert len(list(copy.glob("events.out.tfevents.*"))) == 4
