@@ -161,6 +161,11 @@ def test_bad_input_is_one_line_and_writes_nothing(mnist_dir, tmp_path):
     logdir = tmp_path / "logs"
     not_a_run = tmp_path / "not-a-run"
     not_a_run.mkdir()
+    truncated = tmp_path / "truncated"
+    truncated.mkdir()
+    from avh.config import Config
+    (truncated / "config.json").write_text(json.dumps({**Config().__dict__, "data_dir": str(mnist_dir)}))
+    (truncated / "checkpoint.keras").write_bytes(b"PK\x03\x04 the first bytes of a zip")
     cases = {
         "unknown data set": ["--dataset", "imagenet"],
         "unknown activation": ["--activation", "tanh"],
@@ -177,6 +182,7 @@ def test_bad_input_is_one_line_and_writes_nothing(mnist_dir, tmp_path):
         "unwritable log folder": ["--logdir", not_a_dir / "logs"],
         "missing data folder": ["--data-dir", tmp_path / "no-data"],
         "run name escaping logdir": ["--run-name", "../elsewhere"],
+        "resume a truncated checkpoint": ["--resume", truncated],
     }
     before = snapshot(tmp_path)
     # All at once: each pays TensorFlow's import, the machine has cores to spare for that.
@@ -190,6 +196,8 @@ def test_bad_input_is_one_line_and_writes_nothing(mnist_dir, tmp_path):
         assert proc.returncode == 2, (name, err)
         assert len(lines) == 1 and lines[0].startswith("error: "), (name, err)
         assert "Traceback" not in err, name
+        if name == "resume a truncated checkpoint":
+            assert "is damaged or incomplete" in err and "File not found" not in err
     assert snapshot(tmp_path) == before  # nothing written, nothing touched
 
 
@@ -366,3 +374,93 @@ def test_kills_and_stops_around_checkpoints_never_lose_or_repeat_a_logged_step(t
     assert read_json(copy / "metrics.json")["steps"] == 30
     # Four processes trained (the refused one wrote nothing): four event files.
     assert len(list(copy.glob("events.out.tfevents.*"))) == 4
+
+
+def mount_tmpfs(folder, size):
+    """A real small filesystem at `folder`, or skip: mounting needs privileges a sandbox may lack."""
+    folder.mkdir(parents=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                          capture_output=True, text=True, timeout=30)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a {size} tmpfs here ({done.stderr.strip() or 'not permitted'})")
+    return folder
+
+
+@pytest.mark.slow
+def test_a_full_disk_is_one_error_line_and_the_last_checkpoint_stays_resumable(mnist_dir, tmp_path):
+    """Filesystems that hold one checkpoint (10 MB; one is 7 MB), none (1 MB) and not even
+    config.json (full): one error line each, no partial file left, the good checkpoint kept."""
+    disks = {"one checkpoint": "10m", "no checkpoint": "1m", "full": "1m"}
+    mounted = []
+    procs = {}
+    try:
+        for name, size in disks.items():
+            mounted.append(mount_tmpfs(tmp_path / name.replace(" ", "-"), size))
+        filler = mounted[2] / "filler"
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT)  # fill the last one up to its last byte
+        try:
+            while os.write(fd, b"\0" * 4096):
+                pass
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        for name, logdir in zip(disks, mounted):
+            procs[name] = start_train("--data-dir", mnist_dir, "--logdir", logdir, "--run-name", "run",
+                                      "--batch-size", "16", "--max-steps", "40", "--summary-every", "5",
+                                      "--checkpoint-every", "10", "--plot-layers", "3")
+        results = {name: (proc.communicate(timeout=300), proc.returncode) for name, proc in procs.items()}
+
+        for name, ((out, err), code) in results.items():
+            run_dir = mounted[list(disks).index(name)] / "run"
+            errors = [line for line in err.splitlines() if line.startswith("error:")]
+            assert code == 1 and "Traceback" not in err, (name, err)
+            assert len(errors) == 1 and "No space left on device" in errors[0], (name, err)
+            assert str(run_dir) in errors[0], name
+            if name == "full":
+                assert errors[0] == f"error: cannot write config.json in {run_dir}: No space left on device"
+                assert not run_dir.exists()  # a run that could not start leaves no folder
+                continue
+            assert not (run_dir / ".checkpoint-partial.keras").exists(), name
+            assert not (run_dir / "metrics.json").exists(), name
+            if name == "no checkpoint":
+                assert not (run_dir / "checkpoint.keras").exists() and "--resume" not in err
+            else:
+                assert checkpoint_step(run_dir) > 0  # whole and loadable
+                assert err.strip().endswith(f"resume with:\n  python {TRAIN} --resume {run_dir}")
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=60)
+        for folder in mounted:
+            subprocess.run(["umount", str(folder)], capture_output=True, timeout=60)
+
+
+def test_compare_offers_to_resume_only_a_run_no_process_is_training(tmp_path):
+    """A run folder's lock is tested, never taken, by the hints of compare.py and train.py."""
+    from test_compare_report import load_script
+
+    compare = load_script("compare")
+    run_dir = tmp_path / "relu"
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text(json.dumps({"activation": "relu"}))
+    (run_dir / "checkpoint.keras").write_bytes(b"a checkpoint")
+    hold = ("import sys, time; from avh import runfolder; held = runfolder.lock(sys.argv[1]); "
+            "print('locked', flush=True); time.sleep(120)")
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(run_dir)], stdout=subprocess.PIPE,
+                              text=True, env={**os.environ, "PYTHONPATH": str(TRAIN.parent)})
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        table = compare.summary_table(tmp_path, {"relu": 143})
+        assert f"relu is still being trained by process {holder.pid}" in table
+        assert "--resume" not in table
+        from train import Config, UsageError, create_run_dir
+        with pytest.raises(UsageError, match=f"process {holder.pid} is training it"):
+            create_run_dir(Config(logdir=str(tmp_path), run_name="relu"))
+    finally:
+        holder.kill()
+        holder.wait(timeout=60)
+    # The kernel dropped the killed holder's lock: the run can be continued now.
+    table = compare.summary_table(tmp_path, {"relu": 143})
+    assert f"continue relu with: python {compare.TRAIN} --resume {run_dir}" in table
