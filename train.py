@@ -30,7 +30,8 @@ import tfplot
 import datasets
 import ops
 from avh import runfolder, training
-from avh.config import CHECKPOINT, Config, UsageError, check_config, load_config
+from avh.config import (CHECKPOINT, OPTIMIZERS, Config, UsageError, check_config, load_config,
+                        optimizer_settings)
 from avh.events import last_logged_steps
 from avh.summaries import ActivationSummaries
 from avh.tags import TRAIN_TAG
@@ -60,7 +61,12 @@ def build_parser():
     add("--max-steps", type=int, metavar="N",
         help="stop after exactly N optimizer steps; wins over --epochs")
     add("--batch-size", type=int, metavar="N", help=f"(default: {d.batch_size})")
-    add("--learning-rate", type=float, metavar="LR", help=f"Adam learning rate (default: {d.learning_rate})")
+    add("--optimizer", choices=tuple(OPTIMIZERS),
+        help=f"the same for every activation (default: {d.optimizer})")
+    add("--learning-rate", type=float, metavar="LR",
+        help="default: " + ", ".join(f"{o} {s['learning_rate']:g}" for o, s in OPTIMIZERS.items()))
+    add("--momentum", type=float, metavar="M",
+        help=f"SGD's momentum (default: {OPTIMIZERS['sgd']['momentum']:g})")
     add("--lr-schedule", choices=("constant", "cosine"),
         help=f"cosine decays the learning rate to 0 over the run (default: {d.lr_schedule})")
     add("--clip-norm", type=float, metavar="C", help="clip gradients to global norm C (default: off)")
@@ -88,25 +94,6 @@ def build_parser():
     add("--resume", metavar="RUN_DIR", help="continue RUN_DIR from its last checkpoint with its saved settings")
     p.error = _usage_error
     return p
-
-
-def parse_args(argv=None):
-    """(Config, resume run folder or None) from the command line; UsageError on bad values."""
-    given = vars(build_parser().parse_args(argv))
-    resume = given.pop("resume", None)
-    if "plot_layers" in given:
-        given["plot_layers"] = tuple(given["plot_layers"])
-    if resume is None:
-        cfg = Config(**given)
-    else:
-        extra = sorted(set(given) - {"data_dir"})
-        if extra:
-            flags = ", ".join("--" + name.replace("_", "-") for name in extra)
-            raise UsageError(f"--resume continues with the run's saved settings; drop {flags}")
-        cfg = load_config(resume)
-        cfg.data_dir = given.get("data_dir", cfg.data_dir)
-    check_config(cfg)
-    return cfg, (Path(resume) if resume else None)
 
 
 def _usage_error(message):
@@ -223,7 +210,8 @@ def train(cfg, resume_dir=None):
         write_config(run_dir, {
             **dataclasses.asdict(cfg),
             "resolved": {"norm": norm, "init": init, "dropout_kind": dropout_kind,
-                         "dtype_policy": keras.config.dtype_policy().name},
+                         "dtype_policy": keras.config.dtype_policy().name,
+                         "optimizer": {"name": cfg.optimizer, **optimizer_settings(cfg)}},
             "data": {"train_examples": n_train, "test_examples": len(data.x_test),
                      "image_shape": list(data.image_shape), "class_names": list(data.class_names),
                      "channel_mean": mean.tolist(), "channel_std": std.tolist()},
@@ -243,7 +231,8 @@ def train(cfg, resume_dir=None):
                              f"({err})".splitlines()[0])
         start_step = int(model.optimizer.iterations)  # config.json stays as the run wrote it
     print(f"run folder: {run_dir}  ({cfg.dataset}, {cfg.activation}: norm={norm}, init={init}, "
-          f"dropout={dropout_kind} {cfg.dropout}; {n_train} training images, "
+          f"dropout={dropout_kind} {cfg.dropout}; {cfg.optimizer} "
+          f"{', '.join(f'{k}={v:g}' for k, v in optimizer_settings(cfg).items())}; {n_train} training images, "
           f"{steps_per_epoch} steps/epoch, {total_steps} steps)")
     if start_step:
         print(f"resuming at step {start_step}")

@@ -10,6 +10,14 @@ CHECKPOINT = "checkpoint.keras"
 PARTIAL_CHECKPOINT = ".checkpoint-partial.keras"  # written first, renamed when complete
 
 
+# Each optimizer's defaults. The same for every activation, so comparisons stay fair; chosen from
+# the measurements in the README ("Choosing the optimizer").
+OPTIMIZERS = {
+    "adam": {"learning_rate": 1e-3},
+    "sgd": {"learning_rate": 0.05, "momentum": 0.0},
+}
+
+
 @dataclasses.dataclass
 class Config:
     dataset: str = "mnist"
@@ -18,7 +26,9 @@ class Config:
     epochs: int = 1
     max_steps: int | None = None
     batch_size: int = 64
-    learning_rate: float = 1e-3
+    optimizer: str = "adam"
+    learning_rate: float | None = None    # None: the optimizer's default (OPTIMIZERS)
+    momentum: float | None = None         # SGD only; None: OPTIMIZERS' default
     lr_schedule: str = "constant"
     clip_norm: float | None = None
     seed: int = 0
@@ -42,7 +52,16 @@ class UsageError(Exception):
 def check_config(cfg):
     """UsageError naming the flag for a value no run can use."""
     positive = {"epochs": cfg.epochs, "batch_size": cfg.batch_size,
-                "learning_rate": cfg.learning_rate, "checkpoint_every": cfg.checkpoint_every}
+                "checkpoint_every": cfg.checkpoint_every}
+    if cfg.optimizer not in OPTIMIZERS:
+        raise UsageError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {cfg.optimizer!r}")
+    if cfg.learning_rate is not None:
+        positive["learning_rate"] = cfg.learning_rate
+    if cfg.momentum is not None:
+        if "momentum" not in OPTIMIZERS[cfg.optimizer]:
+            raise UsageError(f"--momentum applies to --optimizer sgd, not {cfg.optimizer}")
+        if not 0 <= cfg.momentum < 1:
+            raise UsageError(f"--momentum must be in [0, 1), got {cfg.momentum}")
     if cfg.max_steps is not None:
         positive["max_steps"] = cfg.max_steps
     if cfg.clip_norm is not None:
@@ -77,3 +96,13 @@ def load_config(run_dir):
         raise UsageError(f"--resume {run_dir}: no checkpoint yet, the run stopped before its first "
                          f"one; start a new run instead")
     return cfg
+
+
+def optimizer_settings(cfg):
+    """{learning_rate, and momentum for SGD}: the run's values, defaults filled in."""
+    settings = dict(OPTIMIZERS[cfg.optimizer])
+    if cfg.learning_rate is not None:
+        settings["learning_rate"] = cfg.learning_rate
+    if cfg.momentum is not None:
+        settings["momentum"] = cfg.momentum
+    return settings

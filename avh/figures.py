@@ -15,7 +15,9 @@ import tensorflow as tf
 import tfplot
 from mpl_toolkits.axes_grid1 import make_axes_locatable
 
-from avh.tags import PLOT_KINDS, PLOT_TAG
+from avh.moments import MOMENT_MAP_KEY
+from avh.tags import MOMENT_MAP_TAG, PLOT_KINDS, PLOT_TAG
+from avh.theory_figures import moment_map_figure
 
 FIGURE_TIME_SHARE = 0.02  # of the run's time, at most, for drawing figures
 FIGURE_INCHES = 4.0
@@ -61,6 +63,11 @@ class FigureRenderer:
         self._submitted_step = step
         self._pending = self._pool.submit(self.draw_and_log, step, layers)
 
+    def wait(self):
+        """Wait for the figures in flight."""
+        if self._pending is not None:
+            self._pending.result()
+
     def close(self):
         """Wait for the figures in flight; report a drawing failure once instead of crashing."""
         self._pool.shutdown(wait=True)
@@ -72,17 +79,26 @@ class FigureRenderer:
         cpu_start = time.thread_time()  # CPU time: a busy machine must not inflate the cost
         try:
             self._writer().set_as_default()  # for this thread; no flush (see ActivationSummaries.log)
-            for layer, data in layers.items():
-                figures = {"map": activation_map_figure(data["first_example"], layer),
-                           "histogram": histogram_figure(data["counts"], data["range"],
-                                                         data["mean"], data["std"], layer)}
-                for kind in PLOT_KINDS:
-                    tf.summary.image(PLOT_TAG.format(layer=layer, kind=kind),
-                                     figures[kind][np.newaxis], step=step)
+            self.draw_figures(step, layers)
         except Exception as err:  # a figure is never worth a lost training run
             self.failed = f"{type(err).__name__}: {err}"
         cost = time.thread_time() - cpu_start
         self._next_draw = self._clock() + cost / self.time_share
+
+
+    def draw_figures(self, step, layers):
+        for layer, data in layers.items():
+            if layer == MOMENT_MAP_KEY:  # {layer: [(mean, variance), ...]} over training
+                image = moment_map_figure(list(data.items()),
+                                          title=f"SELU layers' (mean, variance), steps 0-{step}")
+                tf.summary.image(MOMENT_MAP_TAG, image[np.newaxis], step=step)
+                continue
+            figures = {"map": activation_map_figure(data["first_example"], layer),
+                       "histogram": histogram_figure(data["counts"], data["range"],
+                                                     data["mean"], data["std"], layer)}
+            for kind in PLOT_KINDS:
+                tf.summary.image(PLOT_TAG.format(layer=layer, kind=kind),
+                                 figures[kind][np.newaxis], step=step)
 
 
 def _lower_thread_priority():

@@ -9,8 +9,9 @@ import keras
 import tensorflow as tf
 from tensorboard.plugins.histogram import metadata as histogram_metadata
 
+from avh import moments
 from avh.steps import StepCallback
-from avh.tags import HISTOGRAM_TAG, STAT_TAG, STATS
+from avh.tags import HISTOGRAM_TAG, MOMENT_TAG, STAT_TAG, STATS
 
 HISTOGRAM_BUCKETS = 30  # TensorBoard's default
 FIGURE_BINS = 80
@@ -42,13 +43,16 @@ class ActivationSummaries(StepCallback):
         figure_layers: names of chosen layers that also get figures (an activation map of one
             probe example and a histogram against N(0, 1)).
         figure_time_share: at most this fraction of the run's time goes to drawing figures.
+        moments: for layers that apply an activation to a Dense or Conv output, also log the
+            paper's quantities under `moments/<layer>/...` (avh.moments), and with figures,
+            the SELU layers' path through the moment map under `activation_plots/moment_map`.
         log_on_train_end: log the step `fit` ends at (a loop of several fits that logs its own
             last step turns this off and calls `log(step, final=True)` itself).
     """
 
     def __init__(self, probe_batch, log_dir=None, *, writer=None, every=DEFAULT_EVERY,
                  layers=None, numbered=False, figure_layers=(), figure_time_share=None,
-                 log_on_train_end=True):
+                 moments=True, log_on_train_end=True):
         super().__init__()
         if (log_dir is None) == (writer is None):
             raise ValueError(f"Pass exactly one of `log_dir` and `writer`. Received: "
@@ -68,6 +72,9 @@ class ActivationSummaries(StepCallback):
         self.figure_layers = tuple(figure_layers)
         self.figure_time_share = figure_time_share
         self.log_on_train_end = log_on_train_end
+        self.moments = moments
+        self.feeds = {}             # {tag: avh.moments.Feed} of the layers with moments
+        self.trajectories = {}      # {tag: [(mean, variance), ...]} of SELU layers, for the map
         self.layers = []            # [(tag name, layer)], set with the model
         self.figures = None         # FigureRenderer, when figure_layers
         self.last_step = None       # the last step logged (a resumed run: the last on disk)
@@ -98,6 +105,8 @@ class ActivationSummaries(StepCallback):
     def on_train_end(self, logs=None):
         if self.every and self.log_on_train_end:
             self.log(self.read_step(), final=True)
+            if self.figures is not None:
+                self.figures.wait()  # the last step's figures belong to this fit
         if self._owns_writer and self.writer is not None:
             self.writer.flush()
 
@@ -119,9 +128,20 @@ class ActivationSummaries(StepCallback):
             # Not `with writer.as_default()`: leaving it flushes, and a caller may flush the
             # writer only together with its checkpoints.
             self.writer.set_as_default()
-            figure_data = self._summarise(self.probe_batch, tf.constant(step, tf.int64))
+            figure_data, layer_moments, means_stds = self._summarise(
+                self.probe_batch, tf.constant(step, tf.int64))
             self._figure_data = {name: {key: value.numpy() for key, value in data.items()}
                                  for name, data in zip(self.figure_layers, figure_data)}
+            for tag, unit in layer_moments.items():
+                stats = moments.layer_statistics({k: v.numpy() for k, v in unit.items()},
+                                                 self.feeds[tag])
+                for stat, value in stats.items():
+                    tf.summary.scalar(MOMENT_TAG.format(layer=tag, stat=stat), value, step=step)
+            for tag, (mean, std) in means_stds.items():
+                self.trajectories[tag].append((float(mean), float(std) ** 2))
+            if self.trajectories and self.figures is not None:
+                self._figure_data[moments.MOMENT_MAP_KEY] = {tag: list(points)
+                                                 for tag, points in self.trajectories.items()}
         if self.figures is not None:
             self.figures.submit(step, self._figure_data, wait=final)
 
@@ -143,7 +163,18 @@ class ActivationSummaries(StepCallback):
         by_name = {layer.name: tag for tag, layer in self.layers}  # figures go by tag name
         self.figure_layers = tuple(by_name.get(n, n) for n in self.figure_layers)
         self.probe_batch = check_probe_batch(model, self.probe_batch)
-        self._probe_model = probe_model(model, chosen)
+        targets = [(path, layer, "output") for path, layer in chosen]
+        if self.moments:
+            for (tag, layer), (path, _) in zip(self.layers, chosen):
+                feed = moments.find_feed(layer)
+                if feed is None:
+                    continue
+                self.feeds[tag] = feed
+                targets += [(path, feed.kernel_layer, "input"), (path, feed.kernel_layer, "output"),
+                            (path, layer, "input")]
+                if feed.activation == "selu":
+                    self.trajectories[tag] = []
+        self._probe_model = probe_model(model, targets)
         self._summarise = tf.function(self._summarise_probe)
         if self.figure_layers:
             from avh.figures import FigureRenderer  # matplotlib: only when figures are asked for
@@ -157,7 +188,11 @@ class ActivationSummaries(StepCallback):
         outputs = self._probe_model(probe_batch, training=False)
         if not isinstance(outputs, (list, tuple)):
             outputs = [outputs]
-        figure_data = {}
+        extra = iter(outputs[len(self.layers):])
+        layer_moments = {tag: moments.unit_moments(feed.kernel_layer.kernel, next(extra),
+                                                   next(extra), next(extra))
+                         for tag, feed in self.feeds.items()}
+        figure_data, means_stds = {}, {}
         for (tag, _), out in zip(self.layers, outputs):
             values = tf.reshape(tf.cast(out, tf.float32), [-1])  # logs stay float32
             tf.summary.write(HISTOGRAM_TAG.format(layer=tag), histogram_buckets(values),
@@ -165,6 +200,8 @@ class ActivationSummaries(StepCallback):
             stats = layer_stats(values)
             for stat in STATS:
                 tf.summary.scalar(STAT_TAG.format(layer=tag, stat=stat), stats[stat], step=step)
+            if tag in self.trajectories:
+                means_stds[tag] = (stats["mean"], stats["std"])
             if tag in self.figure_layers:
                 # The figure's range always shows N(0, 1)'s [-4, 4], and every value.
                 low = tf.minimum(tf.reduce_min(values), -4.0)
@@ -173,7 +210,7 @@ class ActivationSummaries(StepCallback):
                     "first_example": tf.cast(out[0], tf.float32),
                     "counts": tf.histogram_fixed_width(values, tf.stack([low, high]), FIGURE_BINS),
                     "range": tf.stack([low, high]), "mean": stats["mean"], "std": stats["std"]}
-        return [figure_data[tag] for tag in self.figure_layers]
+        return [figure_data[tag] for tag in self.figure_layers], layer_moments, means_stds
 
 
 def layer_stats(values):
@@ -284,26 +321,28 @@ def _check_reachable(model, path=()):
             _check_reachable(layer, path + (model,))
 
 
-def probe_model(model, chosen):
-    """A keras.Model sharing `model`'s weights that maps its inputs to the chosen layers'
-    outputs, in order, nested models included (a layer called more than once: its first call)."""
-    return keras.Model(model.inputs, _symbolic_outputs(model, chosen),
-                       name=f"{model.name}_activations")
+def probe_model(model, targets):
+    """A keras.Model sharing `model`'s weights that maps its inputs to the `targets`, in order:
+    (path of nested models, layer, "output" or "input"), nested models included (a layer called
+    more than once: its first call)."""
+    targets = [t if len(t) == 3 else (*t, "output") for t in targets]
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    return keras.Model(inputs, _symbolic_outputs(model, targets), name=f"{model.name}_activations")
 
 
 def _symbolic_outputs(model, targets):
     """The chosen layers' outputs as symbolic tensors of `model`'s own graph."""
     result = [None] * len(targets)
     nested = {}
-    for i, (path, layer) in enumerate(targets):
+    for i, (path, layer, which) in enumerate(targets):
         if path:
             nested.setdefault(id(path[0]), (path[0], []))[1].append(i)
         else:
-            result[i] = layer.output
+            result[i] = getattr(layer, which)
     for sub, indices in nested.values():
         # Reach inside the nested model with a probe of its own, applied where `model` calls it.
-        inner = _symbolic_outputs(sub, [(targets[i][0][1:], targets[i][1]) for i in indices])
-        sub_probe = keras.Model(sub.inputs, inner)
+        inner = _symbolic_outputs(sub, [(targets[i][0][1:], *targets[i][1:]) for i in indices])
+        sub_probe = keras.Model(sub.inputs[0] if len(sub.inputs) == 1 else sub.inputs, inner)
         outputs = sub_probe(_call_inputs(sub, model))
         outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
         for i, out in zip(indices, outputs):

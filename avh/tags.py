@@ -10,3 +10,9 @@ PLOT_TAG = "activation_plots/{layer}/{kind}"          # kind in PLOT_KINDS
 PLOT_KINDS = ("map", "histogram")
 TRAIN_TAG = "train/{metric}"                          # metric: loss, accuracy
 TEST_TAG = "test/{metric}"
+# The paper's view of a layer fed by weights (avh.moments): omega, tau (means over units, with
+# their spread), the input-correlation factor Var(z) / (tau nu_in), and predicted output moments.
+MOMENT_TAG = "moments/{layer}/{stat}"
+MOMENT_STATS = ("omega", "omega_spread", "tau", "tau_spread", "input_correlation",
+                "predicted_mean", "predicted_std", "predicted_std_given_preactivation")
+MOMENT_MAP_TAG = "activation_plots/moment_map"         # SELU layers' (mean, variance) over training

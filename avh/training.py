@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from avh import runfolder
-from avh.config import CHECKPOINT, PARTIAL_CHECKPOINT
+from avh.config import CHECKPOINT, PARTIAL_CHECKPOINT, optimizer_settings
 from avh.steps import StepCallback
 from avh.tags import TEST_TAG, TRAIN_TAG
 
@@ -61,11 +61,15 @@ def input_pipeline(data, mean, std, batch_size, seed):
 
 
 def compile_model(model, cfg, total_steps):
-    """Adam (optionally cosine-decayed and clipped) on softmax cross-entropy of the logits."""
-    lr = cfg.learning_rate
+    """The run's optimizer (Adam or SGD, optionally cosine-decayed and clipped) on softmax
+    cross-entropy of the logits."""
+    settings = optimizer_settings(cfg)
+    lr = settings.pop("learning_rate")
     if cfg.lr_schedule == "cosine":
-        lr = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, total_steps)
-    model.compile(optimizer=keras.optimizers.Adam(lr, global_clipnorm=cfg.clip_norm),
+        lr = keras.optimizers.schedules.CosineDecay(lr, total_steps)
+    kinds = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}
+    optimizer = kinds[cfg.optimizer](lr, global_clipnorm=cfg.clip_norm, **settings)
+    model.compile(optimizer=optimizer,
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"], jit_compile=True if cfg.jit else "auto")
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global figure state
-from matplotlib.ticker import MaxNLocator, PercentFormatter
+from matplotlib.ticker import MaxNLocator, PercentFormatter, ScalarFormatter
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
@@ -29,7 +29,8 @@ from avh.quiet import quiet_stderr  # noqa: E402
 # so that a bad command line still prints one line.
 with quiet_stderr():
     from avh.events import EVENTS_PREFIX, by_step, read_events as read_event_files
-    from avh.tags import HISTOGRAM_TAG, STAT_TAG, TEST_TAG
+    from avh.tags import HISTOGRAM_TAG, MOMENT_STATS, MOMENT_TAG, STAT_TAG, TEST_TAG
+    from avh.theory_figures import draw_moment_map
     from model import LAYERS, layer_tag
     from ops import ACTIVATIONS
 
@@ -115,6 +116,8 @@ def wanted_tags():
         yield HISTOGRAM_TAG.format(layer=layer)
         for stat in (*STAT_TARGETS, NONPOSITIVE):
             yield STAT_TAG.format(layer=layer, stat=stat)
+        for stat in MOMENT_STATS:
+            yield MOMENT_TAG.format(layer=layer, stat=stat)
     for metric in TEST_METRICS:
         yield TEST_TAG.format(metric=metric)
 
@@ -272,6 +275,10 @@ FIGURES = {  # file name -> (drawing function, heading on the page)
                        "Activation histograms of layers "
                        f"{' and '.join(layer_tag(k) for k in HISTOGRAM_LAYERS)} at the last step"),
     "test_curves.png": (plot_test_curves, "Test accuracy and loss"),
+    "moments.png": (lambda runs, path: plot_moments(runs, path),
+                    "The paper's view per layer: weights (tau), input correlation, predicted std"),
+    "moment_maps.png": (lambda runs, path: plot_moment_maps(runs, path),
+                        "SELU's moment map with each layer's (mean, variance) over training"),
 }
 
 
@@ -347,6 +354,127 @@ img {{ max-width: 100%; }}
 
 
 # -----------------------------------------------------------------------------
+# The paper's view (avh.moments): weights, input correlation, predictions, the moment map.
+
+def moment_layers(runs):
+    """Layer numbers that have moments logged in any run (the hidden layers fed by weights)."""
+    return [k for k in range(1, len(LAYERS) + 1)
+            if any(MOMENT_TAG.format(layer=layer_tag(k), stat="tau") in run.events for run in runs)]
+
+
+def plot_moments(runs, path):
+    """One row per layer: tau (sum of a unit's squared weights, mean over units), the input
+    correlation factor Var(z) / (tau nu_in), and the measured std beside the moment map's
+    predictions (independent inputs: dashed; given the measured pre-activations: dotted)."""
+    layers = moment_layers(runs)
+    fig = Figure(figsize=(13, 2.3 * max(len(layers), 1) + 0.9), layout="constrained")
+    axes = fig.subplots(max(len(layers), 1), 3, sharex=True, squeeze=False)
+    for row, k in enumerate(layers):
+        layer = layer_tag(k)
+        for i, run in enumerate(runs):
+            c = colour(i)
+            steps, tau = run.series(MOMENT_TAG.format(layer=layer, stat="tau"))
+            axes[row, 0].plot(steps, tau, color=c, label=run.label)
+            steps, corr = run.series(MOMENT_TAG.format(layer=layer, stat="input_correlation"))
+            axes[row, 1].plot(steps, corr, color=c)
+            steps, std = run.series(STAT_TAG.format(layer=layer, stat="std"))
+            axes[row, 2].plot(steps, std, color=c, lw=2)
+            for stat, style in (("predicted_std", "--"), ("predicted_std_given_preactivation", ":")):
+                steps, predicted = run.series(MOMENT_TAG.format(layer=layer, stat=stat))
+                axes[row, 2].plot(steps, predicted, style, color=c, lw=1.2)
+        axes[row, 0].axhline(1.0, color="0.35", ls="--", lw=1)
+        axes[row, 1].axhline(1.0, color="0.35", ls="--", lw=1)
+        titles = (f"{layer}: tau (LeCun: 1)", f"{layer}: input correlation (independent: 1)",
+                  f"{layer}: std, measured (solid) and predicted")
+        for ax, title in zip(axes[row], titles):
+            ax.set_title(title, fontsize=10)
+            ax.grid(alpha=0.3)
+    for ax in axes[-1]:
+        ax.set_xlabel("step")
+    _legend(fig, axes[0, 0], len(runs))
+    fig.savefig(path, dpi=DPI)
+
+
+def plot_moment_maps(runs, path):
+    """The paper's Figure 2 view, one panel per run: SELU's moment map on the (mean, variance)
+    plane with its fixed point, and each hidden layer's path over training."""
+    columns = min(len(runs), 3)
+    rows = math.ceil(len(runs) / columns)
+    fig = Figure(figsize=(5.2 * columns, 4.7 * rows), layout="constrained")
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    for ax in axes[len(runs):]:
+        ax.set_axis_off()
+    for ax, run in zip(axes, runs):
+        paths = []
+        for k in range(1, len(LAYERS)):  # the hidden layers; the logits are not a SELU layer
+            layer = layer_tag(k)
+            _, means = run.series(STAT_TAG.format(layer=layer, stat="mean"))
+            _, stds = run.series(STAT_TAG.format(layer=layer, stat="std"))
+            if len(means):
+                paths.append((layer, list(zip(means, stds ** 2))))
+        draw_moment_map(ax, paths, title=f"{run.label}: (mean, variance) per layer over training")
+    fig.savefig(path, dpi=DPI)
+
+
+# -----------------------------------------------------------------------------
+# scripts/depth_sweep.py's runs: the paper's Figure 1 (training loss by depth) and per-layer std.
+
+DEPTH_COLOURS = {"selu": "C0", "relu-bn": "C1", "relu": "C3"}
+
+
+def depth_runs(runs):
+    """The runs of depth sweeps among `runs`, by (depth, variant)."""
+    return {(r.config["depth"], r.config["variant"]): r for r in runs
+            if r.config.get("sweep") == "depth"}
+
+
+def plot_depth_sweep(runs, path):
+    """Top row, one panel per depth: training loss over steps per variant. Bottom row: each
+    layer's activation std at step 0 (hollow, dashed) and at the end (filled), log scale, with
+    SELU's target 1 dashed."""
+    sweep = depth_runs(runs)
+    depths = sorted({depth for depth, _ in sweep})
+    fig = Figure(figsize=(4.2 * len(depths) + 0.6, 7.4), layout="constrained")
+    axes = fig.subplots(2, len(depths), squeeze=False)
+    for col, depth in enumerate(depths):
+        loss_ax, std_ax = axes[0, col], axes[1, col]
+        for (d, variant), run in sorted(sweep.items()):
+            if d != depth:
+                continue
+            events = read_event_files(run.folder, want=lambda t: t == "train/loss" or
+                                      (t.startswith("activation_stats/") and t.endswith("/std")))
+            colour = DEPTH_COLOURS.get(variant, "C7")
+            steps, losses = zip(*sorted(by_step(events.get("train/loss", [])).items())) or ((), ())
+            loss_ax.plot(steps, [float(v) for v in losses], color=colour, label=variant)
+            layers = range(1, depth + 1)
+            series = [sorted(by_step(events.get(f"activation_stats/act{k}/std", [])).items())
+                      for k in layers]
+            if all(series):
+                first = [float(points[0][1]) for points in series]
+                last = [float(points[-1][1]) for points in series]
+                std_ax.plot(layers, first, "o--", color=colour, mfc="none", ms=4, lw=1)
+                std_ax.plot(layers, last, "o-", color=colour, ms=4, lw=1.5, label=variant)
+        loss_ax.set_title(f"{depth} hidden layers: training loss", fontsize=11)
+        loss_ax.set_xlabel("step")
+        loss_ax.set_yscale("log")
+        loss_ax.yaxis.set_major_formatter(ScalarFormatter())
+        loss_ax.yaxis.set_minor_formatter(ScalarFormatter())
+        loss_ax.grid(alpha=0.3)
+        std_ax.axhline(1.0, color="0.35", ls="--", lw=1)
+        std_ax.set_yscale("log")
+        std_ax.set_title(f"{depth} layers: std per layer (○ step 0, ● end)", fontsize=11)
+        std_ax.yaxis.set_major_formatter(ScalarFormatter())
+        std_ax.yaxis.set_minor_formatter(ScalarFormatter())
+        std_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        std_ax.set_xlabel("layer")
+        std_ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("training loss (running mean)")
+    axes[1, 0].set_ylabel("activation std on the probe batch")
+    axes[0, 0].legend(fontsize=9)
+    fig.savefig(path, dpi=DPI)
+
+
+# -----------------------------------------------------------------------------
 
 def build_parser():
     p = argparse.ArgumentParser(
@@ -383,6 +511,12 @@ def main(argv=None):
         print(f"error: {err}", file=sys.stderr)
         return 2
     try:
+        if depth_runs(runs):
+            plot_depth_sweep(runs, out / "depth.png")
+            print(f"wrote {out / 'depth.png'}")
+            runs = [run for run in runs if run.config.get("sweep") != "depth"]
+            if not runs:
+                return 0
         for name, (draw, _) in FIGURES.items():
             draw(runs, out / name)
         write_html(root, runs, out)

@@ -4,6 +4,10 @@ import sys
 
 from conftest import REPO_ROOT
 
+import pytest
+
+pytestmark = pytest.mark.slow  # subprocesses: train.py, compare.py, TensorBoard
+
 BENCHMARK = REPO_ROOT / "scripts" / "benchmark.py"
 
 

@@ -9,7 +9,8 @@ tf, keras = import_tensorflow()
 
 from avh.events import read_events  # noqa: E402
 from avh.summaries import ActivationSummaries, histogram_buckets  # noqa: E402
-from avh.tags import HISTOGRAM_TAG, PLOT_TAG, STAT_TAG, STATS  # noqa: E402
+from avh.tags import (HISTOGRAM_TAG, MOMENT_MAP_TAG, MOMENT_STATS, MOMENT_TAG, PLOT_TAG,  # noqa: E402
+                      STAT_TAG, STATS)
 
 
 def fit_with_summaries(model, x, y, log_dir, epochs=2, batch_size=8, **kwargs):
@@ -17,8 +18,7 @@ def fit_with_summaries(model, x, y, log_dir, epochs=2, batch_size=8, **kwargs):
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     summaries = ActivationSummaries(x[:16], log_dir=log_dir, **kwargs)
     model.fit(x, y, epochs=epochs, batch_size=batch_size, callbacks=[summaries], verbose=0)
-    summaries.close()
-    return summaries, read_events(log_dir)
+    return summaries, read_events(log_dir)  # all on disk when fit returns, figures included
 
 
 def assert_logged(events, layer, steps):
@@ -30,7 +30,9 @@ def assert_logged(events, layer, steps):
 
 
 def mnist_convnet():
-    """The Keras docs' simple MNIST convnet (keras.io/examples/vision/mnist_convnet)."""
+    """The Keras docs' simple MNIST convnet (keras.io/examples/vision/mnist_convnet), with the
+    layer names a fresh script gets."""
+    keras.utils.clear_session()
     return keras.Sequential([
         keras.Input(shape=(28, 28, 1)),
         keras.layers.Conv2D(32, kernel_size=(3, 3), activation="relu"),
@@ -57,7 +59,7 @@ def test_keras_docs_convnet_gets_every_activation_layer_every_n_steps(tmp_path):
     _, buckets = events[HISTOGRAM_TAG.format(layer="conv2d")][-1]
     assert buckets.shape == (30, 3) and buckets[:, 2].sum() == 16 * 26 * 26 * 32
     # The stats are those of the layer's real output on the probe batch at the last step.
-    probe = keras.Model(model.inputs, model.get_layer("conv2d").output)
+    probe = keras.Model(model.inputs[0], model.get_layer("conv2d").output)
     out = probe(x[:16], training=False).numpy()
     (_, mean), = events[STAT_TAG.format(layer="conv2d", stat="mean")][-1:]
     (_, zeros), = events[STAT_TAG.format(layer="conv2d", stat="nonpositive_fraction")][-1:]
@@ -97,8 +99,7 @@ def test_nested_functional_submodel_layers_are_reached(tmp_path):
     assert [tag for tag, _ in summaries.layers] == ["1_stem", "2_inner_tanh", "3_head"]
     assert_logged(events, "2_inner_tanh", [0, 2, 4])
     # The nested layer's values are its real output inside the outer model.
-    expected = np.tanh(encoder.get_layer("inner_dense")(
-        model.get_layer("stem")(data[:16]))).numpy()
+    expected = np.tanh(encoder.get_layer("inner_dense")(model.get_layer("stem")(data[:16])))
     (_, mean), = events[STAT_TAG.format(layer="2_inner_tanh", stat="mean")][-1:]
     assert float(mean) == pytest.approx(expected.mean(), abs=1e-5)
 
@@ -197,3 +198,60 @@ def test_histogram_buckets_count_every_value_in_tensorboards_layout(values):
     else:  # a constant layer: one unit-wide range starting at its value, all counts in bucket 0
         assert buckets[-1, 1] == pytest.approx(values[0] + 1.0)
         assert buckets[0, 2] == len(values)
+
+
+# -----------------------------------------------------------------------------
+# The paper's quantities (avh.moments), checked against numpy and the measured statistics.
+
+def dense_stack(activation, batch_norm=False, width=256, depth=3):
+    keras.utils.clear_session()
+    keras.utils.set_random_seed(0)
+    x = inputs = keras.Input(shape=(100,))
+    for i in range(1, depth + 1):
+        x = keras.layers.Dense(width, kernel_initializer="lecun_normal", name=f"dense{i}")(x)
+        if batch_norm:
+            x = keras.layers.BatchNormalization(name=f"bn{i}")(x)
+        x = keras.layers.Activation(activation, name=f"act{i}")(x)
+    return keras.Model(inputs, keras.layers.Dense(3, name="logits")(x))
+
+
+def test_moments_at_init_match_numpy_and_the_papers_prediction(tmp_path):
+    model = dense_stack("selu")
+    # Independent standardised inputs: the paper's assumptions hold at initialisation.
+    x = np.random.default_rng(6).standard_normal((512, 100)).astype("float32")
+    summaries = ActivationSummaries(x, log_dir=tmp_path, every=1, figure_layers=["act1"])
+    summaries.set_model(model)
+    summaries.log(0, final=True)
+    summaries.close()
+    events = read_events(tmp_path)
+    value = lambda tag: float(events[tag][-1][1])
+    kernel = model.get_layer("dense2").kernel.numpy()
+    assert value(MOMENT_TAG.format(layer="act2", stat="omega")) == pytest.approx(
+        kernel.sum(0).mean(), abs=1e-5)
+    assert value(MOMENT_TAG.format(layer="act2", stat="tau")) == pytest.approx(
+        np.square(kernel).sum(0).mean(), rel=1e-5)
+    for layer in ("act1", "act2", "act3"):
+        assert value(MOMENT_TAG.format(layer=layer, stat="input_correlation")) == pytest.approx(1, abs=0.15)
+        measured = value(STAT_TAG.format(layer=layer, stat="std"))
+        for stat in ("predicted_std", "predicted_std_given_preactivation"):
+            assert value(MOMENT_TAG.format(layer=layer, stat=stat)) == pytest.approx(measured, rel=0.04)
+    assert value(MOMENT_TAG.format(layer="act3", stat="predicted_mean")) == pytest.approx(
+        value(STAT_TAG.format(layer="act3", stat="mean")), abs=0.05)
+    assert [s for s, _ in events[MOMENT_MAP_TAG]] == [0]  # SELU layers: the moment-map figure
+
+
+def test_batch_norm_layers_get_weights_and_the_activation_part_only(tmp_path):
+    model = dense_stack("relu", batch_norm=True)
+    x = np.random.default_rng(7).standard_normal((256, 100)).astype("float32")
+    summaries = ActivationSummaries(x, log_dir=tmp_path, every=1)
+    summaries.set_model(model)
+    summaries.log(0)
+    summaries.close()
+    events = read_events(tmp_path)
+    stats = {tag.split("/")[-1] for tag in events if tag.startswith("moments/act2/")}
+    # The paper's map assumes no normalisation between weights and activation: not predicted.
+    assert stats == set(MOMENT_STATS) - {"predicted_mean", "predicted_std"}
+    measured = float(events[STAT_TAG.format(layer="act2", stat="std")][-1][1])
+    predicted = float(events[MOMENT_TAG.format(layer="act2", stat="predicted_std_given_preactivation")][-1][1])
+    assert predicted == pytest.approx(measured, rel=0.03)
+    assert MOMENT_MAP_TAG not in events  # no SELU layer, and no figures asked for

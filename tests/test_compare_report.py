@@ -22,6 +22,8 @@ from ops import COMPARED as ACTIVATIONS
 from runs import read_events, read_json
 from avh.tags import HISTOGRAM_TAG, PLOT_KINDS, PLOT_TAG, STATS, TEST_TAG
 
+pytestmark = pytest.mark.slow  # subprocesses: train.py, compare.py, TensorBoard
+
 SCRIPTS = REPO_ROOT / "scripts"
 TINY = ["--max-steps", "4", "--summary-every", "2", "--batch-size", "32", "--seed", "3"]
 PLOT_LAYERS = (3, 4)  # train.py's default --plot-layers

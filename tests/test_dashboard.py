@@ -12,7 +12,7 @@ from werkzeug.test import Client
 
 import browser
 from conftest import REPO_ROOT
-from fixtures import write_mnist
+from datasets.synthetic import write_mnist
 from runs import TINY, read_events, train_cmd
 
 from avh.dashboard import runs as run_info
@@ -101,6 +101,7 @@ def events(root):
     return {activation: read_events(root / activation) for activation in ACTIVATIONS}
 
 
+@pytest.mark.slow  # needs the three train.py runs (~35 s)
 def test_runs_lists_each_runs_layers_last_step_and_activation(client):
     answer = get_json(client, "/runs")
     by_run = {run["run"]: run for run in answer["runs"]}
@@ -115,6 +116,7 @@ def test_runs_lists_each_runs_layers_last_step_and_activation(client):
     assert by_run["empty"]["layers"] == [] and by_run["empty"]["activation"] is None  # bad config.json
 
 
+@pytest.mark.slow  # needs the three train.py runs (~35 s)
 def test_distribution_equals_the_histograms_and_stats_in_the_event_files(client, events):
     answer = get_json(client, "/distribution", layer="3_conv3", run=list(ACTIVATIONS))
     assert answer["layer"] == "3_conv3" and answer["step"] == "last" and answer["missing"] == []
@@ -131,6 +133,7 @@ def test_distribution_equals_the_histograms_and_stats_in_the_event_files(client,
         assert run["stats_from"] == "logged"
 
 
+@pytest.mark.slow  # needs the three train.py runs (~35 s)
 def test_distribution_between_summary_steps_shows_each_runs_last_step_before(client, events):
     answer = get_json(client, "/distribution", layer="1_conv1", step="3", run="selu")
     (run,) = answer["runs"]
@@ -138,6 +141,7 @@ def test_distribution_between_summary_steps_shows_each_runs_last_step_before(cli
     assert np.array_equal(np.array(run["buckets"]), dict(events["selu"]["activations/1_conv1"])[2])
 
 
+@pytest.mark.slow  # needs the three train.py runs (~35 s)
 def test_trajectory_is_the_logged_mean_and_std_at_every_step(client, events):
     answer = get_json(client, "/trajectory", layer="4_fc4", run=["relu", "selu"])
     assert [run["run"] for run in answer["runs"]] == ["relu", "selu"]
@@ -149,6 +153,7 @@ def test_trajectory_is_the_logged_mean_and_std_at_every_step(client, events):
             assert (mean, std) == (pytest.approx(float(means[step])), pytest.approx(float(stds[step])))
 
 
+@pytest.mark.slow  # needs the three train.py runs (~35 s)
 def test_runs_without_activation_data_are_reported_not_fatal(client):
     answer = get_json(client, "/distribution", layer="3_conv3", run=["empty", "selu", "no-such-run"])
     assert [run["run"] for run in answer["runs"]] == ["selu"]
@@ -159,6 +164,7 @@ def test_runs_without_activation_data_are_reported_not_fatal(client):
     assert get_json(client, "/distribution", layer="no_such_layer")["runs"] == []
 
 
+@pytest.mark.slow  # needs the three train.py runs (~35 s)
 @pytest.mark.parametrize("params", [
     {}, {"layer": ""}, {"layer": ["3_conv3", "4_fc4"]}, {"layer": "a/b"}, {"layer": "x" * 2000},
     {"layer": "3_conv3", "step": "-1"}, {"layer": "3_conv3", "step": "abc"},
@@ -172,6 +178,7 @@ def test_bad_query_parameters_answer_400_with_a_json_error(client, params):
         assert isinstance(get_json(client, route, expect=400, **params)["error"], str)
 
 
+@pytest.mark.slow  # needs the three train.py runs (~35 s)
 def test_frontend_files_are_served_and_nothing_else(client):
     for path, kind in (("/index.js", "text/javascript"), ("/index.html", "text/html"),
                        ("/static/app.js", "text/javascript"), ("/static/style.css", "text/css")):

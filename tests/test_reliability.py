@@ -17,6 +17,8 @@ from datasets import synthetic as fixtures
 from runs import TRAIN, read_events, read_json, run_train, start_train, train_cmd
 from avh.tags import HISTOGRAM_TAG, STAT_TAG, TRAIN_TAG
 
+pytestmark = pytest.mark.slow  # subprocesses: train.py, compare.py, TensorBoard
+
 
 @pytest.fixture(scope="module")
 def mnist_dir(tmp_path_factory):

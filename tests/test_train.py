@@ -11,6 +11,8 @@ from model import LAYERS, layer_tag
 from avh.training import PROBE_SIZE
 from avh.tags import HISTOGRAM_TAG, PLOT_KINDS, PLOT_TAG, STAT_TAG, STATS, TEST_TAG, TRAIN_TAG
 
+pytestmark = pytest.mark.slow  # each test drives train.py as a subprocess
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 # One run per activation, each on another data set, so every activation and every data set
@@ -139,77 +141,6 @@ def test_selu_network_starts_near_the_fixed_point(finished_run):
         assert step == 0
         assert abs(float(mean)) < 0.25, layer
         assert 0.7 < float(std) < 1.3, layer
-
-
-# ---------------------------------------------------------------------------------------------
-# The activations themselves, in-process.
-
-def test_selu_matches_the_papers_formula():
-    import ops
-    lam, alpha = 1.0507009873554805, 1.6732632423543772
-    x = np.array([-5.0, -1.0, -0.1, 0.0, 0.1, 1.0, 5.0], dtype=np.float32)
-    expected = np.where(x > 0, lam * x, lam * alpha * (np.exp(x) - 1))
-    got = np.asarray(ops.activation_layer("selu")(x))
-    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
-
-
-def test_leaky_relu_slope_and_relu():
-    import ops
-    x = np.array([-2.0, -0.5, 0.0, 3.0], dtype=np.float32)
-    np.testing.assert_allclose(np.asarray(ops.activation_layer("lrelu")(x)),
-                               [-2 * ops.LRELU_SLOPE, -0.5 * ops.LRELU_SLOPE, 0, 3])
-    np.testing.assert_allclose(np.asarray(ops.activation_layer("relu")(x)), [0, 0, 0, 3])
-
-
-def _dense_stack_stats(activation, init, depth=8, width=512, n=4096):
-    """Per-layer (mean, std) of a deep dense stack at init, fed standardised Gaussian inputs."""
-    import keras
-    import ops
-    keras.utils.set_random_seed(1)
-    x = np.random.default_rng(1).standard_normal((n, width)).astype(np.float32)
-    stats = []
-    for _ in range(depth):
-        dense = keras.layers.Dense(width, use_bias=False, kernel_initializer=ops.initializer(init))
-        x = np.asarray(ops.activation_layer(activation)(dense(x)))
-        stats.append((x.mean(), x.std()))
-    return stats
-
-
-def test_selu_keeps_mean_zero_and_std_one_layer_after_layer():
-    for layer, (mean, std) in enumerate(_dense_stack_stats("selu", "lecun_normal"), 1):
-        assert abs(mean) < 0.1, (layer, mean)
-        assert abs(std - 1) < 0.1, (layer, std)
-
-
-def test_relu_without_batch_norm_drifts_positive():
-    he = _dense_stack_stats("relu", "he_normal")
-    assert all(mean > 0.3 for mean, _ in he), he  # a ReLU never outputs below 0
-    assert abs(he[-1][1] - 1) > 0.15  # and nothing pulls its std back to 1
-    # With SELU's LeCun init instead of He's, ReLU's signal fades layer after layer.
-    lecun = _dense_stack_stats("relu", "lecun_normal")
-    assert lecun[-1][1] < 0.2 * lecun[0][1]
-
-
-def test_channel_stats_match_numpy():
-    from avh.training import channel_stats
-    images = np.random.default_rng(0).integers(0, 256, (3000, 8, 8, 3), dtype=np.uint8)
-    mean, std = channel_stats(images)
-    as_float = images.reshape(-1, 3).astype(np.float64)
-    np.testing.assert_allclose(mean, as_float.mean(axis=0), rtol=1e-6)
-    np.testing.assert_allclose(std, as_float.std(axis=0), rtol=1e-5)
-
-
-def test_tile_lays_channels_out_as_a_grid():
-    from avh.figures import tile
-    maps = np.arange(4 * 4 * 6, dtype=np.float32).reshape(4, 4, 6)
-    grid = tile(maps)
-    assert grid.shape == (2 * 4 + 1, 3 * 4 + 2)  # 2x3 channels, one NaN pixel between them
-    np.testing.assert_array_equal(grid[:4, :4], maps[..., 0])
-    np.testing.assert_array_equal(grid[:4, 5:9], maps[..., 1])
-    np.testing.assert_array_equal(grid[5:9, 10:14], maps[..., 5])
-    assert np.isnan(grid[4]).all()
-    assert tile(np.arange(160.0)).shape == (10, 16)
-    assert tile(np.zeros((4, 4, 256))).shape == (16 * 5 - 1, 16 * 5 - 1)
 
 
 @pytest.mark.parametrize("flag, policy", [("--jit", "float32"), ("--mixed-precision", "mixed_bfloat16")])

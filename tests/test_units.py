@@ -1,0 +1,211 @@
+"""In-process unit tests of the pieces under the app: activations, the SELU fixed point in a
+dense stack, channel statistics, figure tiling and time share, settings, checkpoints and flushes."""
+import time
+
+import numpy as np
+import pytest
+
+from avh.config import Config, UsageError, check_config, load_config
+from avh.quiet import import_tensorflow
+
+tf, keras = import_tensorflow()
+
+def test_selu_matches_the_papers_formula():
+    import ops
+    lam, alpha = 1.0507009873554805, 1.6732632423543772
+    x = np.array([-5.0, -1.0, -0.1, 0.0, 0.1, 1.0, 5.0], dtype=np.float32)
+    expected = np.where(x > 0, lam * x, lam * alpha * (np.exp(x) - 1))
+    got = np.asarray(ops.activation_layer("selu")(x))
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_leaky_relu_slope_and_relu():
+    import ops
+    x = np.array([-2.0, -0.5, 0.0, 3.0], dtype=np.float32)
+    np.testing.assert_allclose(np.asarray(ops.activation_layer("lrelu")(x)),
+                               [-2 * ops.LRELU_SLOPE, -0.5 * ops.LRELU_SLOPE, 0, 3])
+    np.testing.assert_allclose(np.asarray(ops.activation_layer("relu")(x)), [0, 0, 0, 3])
+
+
+def _dense_stack_stats(activation, init, depth=8, width=512, n=4096):
+    """Per-layer (mean, std) of a deep dense stack at init, fed standardised Gaussian inputs."""
+    import keras
+    import ops
+    keras.utils.set_random_seed(1)
+    x = np.random.default_rng(1).standard_normal((n, width)).astype(np.float32)
+    stats = []
+    for _ in range(depth):
+        dense = keras.layers.Dense(width, use_bias=False, kernel_initializer=ops.initializer(init))
+        x = np.asarray(ops.activation_layer(activation)(dense(x)))
+        stats.append((x.mean(), x.std()))
+    return stats
+
+
+def test_selu_keeps_mean_zero_and_std_one_layer_after_layer():
+    for layer, (mean, std) in enumerate(_dense_stack_stats("selu", "lecun_normal"), 1):
+        assert abs(mean) < 0.1, (layer, mean)
+        assert abs(std - 1) < 0.1, (layer, std)
+
+
+def test_relu_without_batch_norm_drifts_positive():
+    he = _dense_stack_stats("relu", "he_normal")
+    assert all(mean > 0.3 for mean, _ in he), he  # a ReLU never outputs below 0
+    assert abs(he[-1][1] - 1) > 0.15  # and nothing pulls its std back to 1
+    # With SELU's LeCun init instead of He's, ReLU's signal fades layer after layer.
+    lecun = _dense_stack_stats("relu", "lecun_normal")
+    assert lecun[-1][1] < 0.2 * lecun[0][1]
+
+
+def test_channel_stats_match_numpy():
+    from avh.training import channel_stats
+    images = np.random.default_rng(0).integers(0, 256, (3000, 8, 8, 3), dtype=np.uint8)
+    mean, std = channel_stats(images)
+    as_float = images.reshape(-1, 3).astype(np.float64)
+    np.testing.assert_allclose(mean, as_float.mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(std, as_float.std(axis=0), rtol=1e-5)
+
+
+def test_tile_lays_channels_out_as_a_grid():
+    from avh.figures import tile
+    maps = np.arange(4 * 4 * 6, dtype=np.float32).reshape(4, 4, 6)
+    grid = tile(maps)
+    assert grid.shape == (2 * 4 + 1, 3 * 4 + 2)  # 2x3 channels, one NaN pixel between them
+    np.testing.assert_array_equal(grid[:4, :4], maps[..., 0])
+    np.testing.assert_array_equal(grid[:4, 5:9], maps[..., 1])
+    np.testing.assert_array_equal(grid[5:9, 10:14], maps[..., 5])
+    assert np.isnan(grid[4]).all()
+    assert tile(np.arange(160.0)).shape == (10, 16)
+    assert tile(np.zeros((4, 4, 256))).shape == (16 * 5 - 1, 16 * 5 - 1)
+
+
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures get at most their time share.
+
+class BusyRenderer:
+    """A FigureRenderer whose drawing burns a known amount of CPU, on a clock the test sets."""
+
+    def __init__(self, cpu_seconds, share=0.02):
+        from avh.figures import FigureRenderer
+
+        self.now = 0.0
+        self.renderer = FigureRenderer(writer=None, time_share=share, clock=lambda: self.now)
+        self.drawn = []
+
+        def draw_figures(step, layers):
+            start = time.thread_time()
+            while time.thread_time() - start < cpu_seconds:
+                pass
+            self.drawn.append(step)
+
+        self.renderer._writer = lambda: tf.summary.create_noop_writer()
+        self.renderer.draw_figures = draw_figures
+
+    def submit(self, step, at, wait=False):
+        self.now = at
+        self.renderer.submit(step, {}, wait=wait)
+        self.renderer._pending.result() if self.renderer._pending else None
+
+
+def test_figures_skip_for_cost_over_share_seconds_after_a_draw():
+    busy = BusyRenderer(cpu_seconds=0.05, share=0.02)  # 50 ms of drawing: 2.5 s without figures
+    busy.submit(0, at=0.0, wait=True)
+    busy.submit(100, at=1.0)       # within 2.5 s: skipped
+    busy.submit(200, at=2.4)       # still within: skipped
+    busy.submit(300, at=2.7)       # past it: drawn
+    busy.submit(400, at=2.8, wait=True)  # the last step: drawn whatever the budget
+    busy.renderer.close()
+    assert busy.drawn == [0, 300, 400]
+    assert busy.renderer.skipped == 2
+
+
+def test_a_skipped_step_drawn_at_the_end_is_not_counted_as_skipped():
+    busy = BusyRenderer(cpu_seconds=0.02)
+    busy.submit(0, at=0.0, wait=True)
+    busy.submit(300, at=0.1)             # skipped by the budget...
+    busy.submit(300, at=0.2, wait=True)  # ...then drawn as the run's last step
+    busy.renderer.close()
+    assert busy.drawn == [0, 300] and busy.renderer.skipped == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Settings.
+
+@pytest.mark.parametrize("change, flag", [
+    ({"epochs": 0}, "--epochs"), ({"batch_size": -1}, "--batch-size"),
+    ({"learning_rate": float("nan")}, "--learning-rate"), ({"max_steps": 0}, "--max-steps"),
+    ({"clip_norm": 0.0}, "--clip-norm"), ({"checkpoint_every": 0}, "--checkpoint-every"),
+    ({"summary_every": -5}, "--summary-every"), ({"dropout": 1.0}, "--dropout"),
+    ({"run_name": "../outside"}, "--run-name"), ({"run_name": "/abs"}, "--run-name"),
+])
+def test_config_refuses_values_no_run_can_use_naming_the_flag(change, flag):
+    with pytest.raises(UsageError, match=flag):
+        check_config(Config(**change))
+
+
+def test_config_accepts_the_defaults_and_odd_but_valid_values():
+    check_config(Config())
+    check_config(Config(summary_every=0, dropout=0.0, max_steps=1, plot_layers=()))
+
+
+def test_load_config_refuses_folders_that_cannot_be_resumed(tmp_path):
+    import json
+
+    with pytest.raises(UsageError, match="not a run folder"):
+        load_config(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"activation": "relu", "seed": 3}))
+    with pytest.raises(UsageError, match="no checkpoint yet"):
+        load_config(tmp_path)
+    (tmp_path / "checkpoint.keras").write_bytes(b"")
+    cfg = load_config(tmp_path)
+    assert (cfg.activation, cfg.seed, cfg.epochs) == ("relu", 3, Config().epochs)
+    (tmp_path / "metrics.json").write_text("{}")
+    with pytest.raises(UsageError, match="already finished"):
+        load_config(tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Events reach disk together with checkpoints, never before.
+
+def test_events_reach_disk_with_the_checkpoint_and_not_before(tmp_path):
+    from avh import training
+    from avh.events import read_events
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer="adam", loss="mse")
+    writer = training.summary_writer(tmp_path)
+    writer.set_as_default()
+    checkpointer = training.Checkpointer(model, tmp_path, writer, every=10)
+    for step in range(1, 4):
+        tf.summary.scalar("train/loss", 1.0 / step, step=step)
+    assert read_events(tmp_path) == {}  # held in memory until a checkpoint is saved
+    checkpointer.save(3)
+    assert (tmp_path / "checkpoint.keras").exists()
+    assert not (tmp_path / ".checkpoint-partial.keras").exists()
+    assert [s for s, _ in read_events(tmp_path)["train/loss"]] == [1, 2, 3]
+    tf.summary.scalar("train/loss", 0.25, step=4)
+    assert [s for s, _ in read_events(tmp_path)["train/loss"]] == [1, 2, 3]
+    tf.summary.create_noop_writer().set_as_default()  # leave no default writer to later tests
+
+
+# ---------------------------------------------------------------------------------------------
+# Activations beyond the compared three: one table entry each.
+
+def test_elu_and_gelu_are_selectable_with_he_init_and_batch_norm():
+    import ops
+
+    assert ops.resolve("elu") == ops.resolve("gelu") == ("batch", "he_normal", "standard")
+    x = np.array([-2.0, 0.0, 1.5], dtype=np.float32)
+    np.testing.assert_allclose(np.asarray(ops.activation_layer("elu")(x)), [np.expm1(-2.0), 0, 1.5],
+                               rtol=1e-6)
+    gelu = 0.5 * x * (1 + np.vectorize(__import__("math").erf)(x / np.sqrt(2)))
+    np.testing.assert_allclose(np.asarray(ops.activation_layer("gelu")(x)), gelu, rtol=1e-4, atol=1e-6)
+    assert set(ops.COMPARED) < set(ops.ACTIVATIONS)
+
+
+def test_every_data_set_names_its_conv_widths():
+    import datasets
+
+    assert {name: datasets.conv_filters(name) for name in datasets.NAMES} == {
+        "mnist": (32, 64, 128), "svhn": (64, 128, 256), "cifar10": (64, 128, 256)}
