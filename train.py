@@ -163,6 +163,9 @@ def main(argv=None):
             print(f"the last complete checkpoint is kept; once the cause is fixed, resume with:\n"
                   f"  python {sys.argv[0]} --resume {err.run_dir}", file=sys.stderr)
         return 1
+    except Diverged as err:  # found while saving the checkpoint of a stop request
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -272,6 +272,7 @@ class Checkpointer(StepCallback):
 
         marker = event_pb2.Event(step=step, wall_time=time.time())
         marker.session_log.status = event_pb2.SessionLog.CHECKPOINT
+        # tf.summary has no public call for a raw event; ImportEvent is the op it would use.
         tf.raw_ops.ImportEvent(writer=self.writer._resource, event=marker.SerializeToString())
         self.writer.flush()
         if self._event_file is None:
