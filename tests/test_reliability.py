@@ -190,7 +190,7 @@ def test_bad_input_is_one_line_and_writes_nothing(mnist_dir, tmp_path):
     # All at once: each pays TensorFlow's import, the machine has cores to spare for that.
     procs = {name: subprocess.Popen(
         train_cmd(*(args if "--data-dir" in args or "--resume" in args else ["--data-dir", mnist_dir, *args]),
-                  *([] if "--logdir" in args else ["--logdir", logdir])),
+                  *([] if "--logdir" in args or "--resume" in args else ["--logdir", logdir])),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for name, args in cases.items()}
     for name, proc in procs.items():
         out, err = proc.communicate(timeout=600)  # 16 TensorFlow imports at once on 2 cores
