@@ -29,7 +29,8 @@ from avh.quiet import quiet_stderr  # noqa: E402
 # so that a bad command line still prints one line.
 with quiet_stderr():
     from avh.events import EVENTS_PREFIX, by_step, read_events as read_event_files
-    from avh.tags import HISTOGRAM_TAG, MOMENT_STATS, MOMENT_TAG, STAT_TAG, TEST_TAG
+    from avh.tags import (HISTOGRAM_TAG, MOMENT_STATS, MOMENT_TAG, STAT_TAG, TEST_SUBSET_TAG,
+                          TEST_TAG)
     from avh.theory_figures import draw_moment_map
     from model import LAYERS, layer_tag
     from ops import ACTIVATIONS
@@ -41,6 +42,10 @@ NONPOSITIVE = "nonpositive_fraction"
 TEST_METRICS = ("accuracy", "loss")
 DPI = 100
 MAX_COLUMNS = 4                           # histogram panels side by side; more runs wrap
+# One colour per activation in every report; several runs of one activation get shades of it.
+ACTIVATION_COLOURS = {"selu": "#1f77b4", "relu": "#ff7f0e", "lrelu": "#2ca02c", "elu": "#d62728",
+                      "gelu": "#9467bd"}
+OTHER_COLOUR = "#7f7f7f"
 # Settings that may differ between runs without spoiling the comparison.
 PER_RUN_SETTINGS = {"activation", "run_name", "logdir", "data_dir", "resolved", "versions", "data"}
 
@@ -120,6 +125,7 @@ def wanted_tags():
             yield MOMENT_TAG.format(layer=layer, stat=stat)
     for metric in TEST_METRICS:
         yield TEST_TAG.format(metric=metric)
+        yield TEST_SUBSET_TAG.format(metric=metric)
 
 
 def activation_order(run):
@@ -143,8 +149,26 @@ def load_runs(root):
 # -----------------------------------------------------------------------------
 # Figures: one colour per run, the same in every figure.
 
-def colour(i):
-    return f"C{i % 10}"
+def run_colours(runs):
+    """[colour of each run]: its activation's colour, in shades from dark to light when several
+    runs share the activation (seeds, settings)."""
+    from matplotlib.colors import to_rgb
+
+    same = {}
+    for run in runs:
+        same.setdefault(run.activation, []).append(run)
+    colours = []
+    for run in runs:
+        base = np.array(to_rgb(ACTIVATION_COLOURS.get(run.activation, OTHER_COLOUR)))
+        group = same[run.activation]
+        if len(group) == 1:
+            colours.append(tuple(base))
+            continue
+        # From 30% darker to 45% lighter than the base colour.
+        t = group.index(run) / (len(group) - 1)
+        shade = base * 0.7 if t == 0 else base + (1 - base) * 0.45 * t
+        colours.append(tuple(np.clip(shade, 0, 1)))
+    return colours
 
 
 def plot_stats(runs, path):
@@ -156,9 +180,9 @@ def plot_stats(runs, path):
         for col, (stat, target) in enumerate(STAT_TARGETS.items()):
             ax = axes[row, col]
             ax.axhline(target, color="0.35", ls="--", lw=1)
-            for i, run in enumerate(runs):
+            for run, face in zip(runs, run_colours(runs)):
                 steps, values = run.series(STAT_TAG.format(layer=layer_tag(k), stat=stat))
-                ax.plot(steps, values, marker=".", ms=4, color=colour(i), label=run.label)
+                ax.plot(steps, values, marker=".", ms=4, color=face, label=run.label)
             ax.set_title(f"{layer_tag(k)}: {stat} (SELU target {target:g})", fontsize=10)
             ax.grid(alpha=0.3)
     for ax in axes[-1]:
@@ -185,7 +209,8 @@ def plot_histograms(runs, path):
             ax.set_axis_off()
         axes = panels[:len(runs)]
         lo, hi, top = -4.0, 4.0, 0.45  # at least the N(0, 1) bulk, so panels compare at a glance
-        for i, (ax, run) in enumerate(zip(axes, runs)):
+        peaks = []
+        for ax, run, face in zip(axes, runs, run_colours(runs)):
             last = run.last(HISTOGRAM_TAG.format(layer=layer))
             if last is None:
                 ax.set_title(f"{run.label}: {layer}", fontsize=9)
@@ -196,7 +221,9 @@ def plot_histograms(runs, path):
             left, right, counts = np.asarray(buckets, dtype=np.float64).T
             bulk_lo, bulk_hi = central_range(left, right, counts)
             lo, hi = min(lo, bulk_lo), max(hi, bulk_hi)
-            top = max(top, draw_buckets(ax, left, right, counts, colour(i)))
+            peak = draw_buckets(ax, left, right, counts, face)
+            peaks.append((ax, peak, left, right, counts))
+            top = max(top, peak)
             ax.set_title(f"{run.label}: {layer}, step {step}", fontsize=9)
             ax.text(0.98, 0.97, describe(run, layer, step), ha="right", va="top", fontsize=8,
                     transform=ax.transAxes, bbox={"facecolor": "white", "alpha": 0.8, "lw": 0})
@@ -208,6 +235,12 @@ def plot_histograms(runs, path):
             ax.set_ylim(0, min(top, 1.2) * 1.05)
             ax.set_xlabel("activation")
             ax.set_ylabel("density")
+        for ax, peak, left, right, counts in peaks:
+            if peak > ax.get_ylim()[1]:  # clipped: say how tall it is and where
+                i = int(np.argmax(counts / np.where(right > left, right - left, np.inf)))
+                ax.annotate(f"peak {peak:.1f}", (0.5 * (left[i] + right[i]), ax.get_ylim()[1]),
+                            xytext=(6, -14), textcoords="offset points", fontsize=8,
+                            arrowprops={"arrowstyle": "->", "lw": 0.8})
         axes[0].legend(fontsize=8, loc="upper left")
     fig.savefig(path, dpi=DPI)
 
@@ -248,14 +281,18 @@ def describe(run, layer, step):
 
 
 def plot_test_curves(runs, path):
-    """Test accuracy and loss over training, one line per run."""
+    """Test accuracy and loss over training, one colour per run: a line for the test subset's
+    frequent evaluations (test_subset/*), dots for the full test set (epoch ends, the end)."""
     fig = Figure(figsize=(11, 4.2), layout="constrained")
     axes = fig.subplots(1, len(TEST_METRICS), squeeze=False)[0]
     for ax, metric in zip(axes, TEST_METRICS):
-        for i, run in enumerate(runs):
+        for run, face in zip(runs, run_colours(runs)):
+            steps, values = run.series(TEST_SUBSET_TAG.format(metric=metric))
+            ax.plot(steps, values, color=face, label=run.label)
             steps, values = run.series(TEST_TAG.format(metric=metric))
-            ax.plot(steps, values, marker="o", ms=4, color=colour(i), label=run.label)
-        ax.set_title(f"test {metric}", fontsize=10)
+            ax.plot(steps, values, "o", ms=5, color=face, mec="white",
+                    label=None if len(steps) else run.label)
+        ax.set_title(f"test {metric}: line, first test images; dots, full test set", fontsize=10)
         ax.set_xlabel("step")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
@@ -296,7 +333,12 @@ def metrics_rows(runs):
             tail = [str(m.get("steps", "?")), _number(m.get("test_accuracy"), "{:.2%}"),
                     _number(m.get("test_loss"), "{:.4f}"),
                     _number(m.get("examples_per_sec"), "{:.0f}")]
-        rows.append([run.label, run.activation, str(run.config.get("dataset", "?")), *tail])
+        resolved = run.config.get("resolved", {})
+        dropout = run.config.get("dropout")
+        rows.append([run.label, run.activation, str(run.config.get("dataset", "?")),
+                     str(resolved.get("norm", "?")), str(resolved.get("init", "?")),
+                     f"{resolved.get('dropout_kind', '?')} {dropout}" if dropout else "none",
+                     *tail])
     return rows
 
 
@@ -304,7 +346,8 @@ def _number(value, fmt):
     return fmt.format(value) if isinstance(value, (int, float)) else "-"
 
 
-TABLE_HEADER = ("run", "activation", "dataset", "steps", "test accuracy", "test loss", "examples/s")
+TABLE_HEADER = ("run", "activation", "dataset", "norm", "init", "dropout", "steps",
+                "test accuracy", "test loss", "examples/s")
 
 
 def differing_settings(runs):
@@ -318,19 +361,47 @@ def differing_settings(runs):
     return notes
 
 
-def write_html(root, runs, out):
-    """report.html: the metrics table and the PNGs embedded as data URIs (one file to send)."""
+def by_dataset(runs):
+    """[(data set, its runs)] in name order: runs of different data sets never share a figure
+    (their step counts and accuracies do not compare)."""
+    groups = {}
+    for run in runs:
+        groups.setdefault(str(run.config.get("dataset", "?")), []).append(run)
+    return sorted(groups.items())
+
+
+def write_figures(groups, out):
+    """Draw every figure of every data set: into OUT itself for one data set, else into
+    OUT/<data set>/. Returns [(data set, its runs, its folder)]."""
+    written = []
+    for dataset, runs in groups:
+        folder = out if len(groups) == 1 else out / dataset
+        folder.mkdir(exist_ok=True)
+        for name, (draw, _) in FIGURES.items():
+            draw(runs, folder / name)
+        written.append((dataset, runs, folder))
+    return written
+
+
+def write_html(root, written, out):
+    """report.html: per data set, the metrics table and the PNGs embedded as data URIs (one file
+    to send)."""
     e = html.escape
     head = "".join(f"<th>{e(h)}</th>" for h in TABLE_HEADER)
-    body = "".join("<tr>" + "".join(f"<td>{e(cell)}</td>" for cell in row) + "</tr>\n"
-                   for row in metrics_rows(runs))
-    differ = differing_settings(runs)
-    warning = (f"<p class=warn>These runs differ in more than the activation: "
-               f"{e('; '.join(differ))}.</p>" if differ else "")
-    sections = "".join(
-        f"<h2>{e(heading)}</h2>\n<img alt=\"{e(name)}\" src=\"data:image/png;base64,"
-        f"{base64.b64encode((out / name).read_bytes()).decode('ascii')}\">\n"
-        for name, (_, heading) in FIGURES.items())
+    sections = []
+    for dataset, runs, folder in written:
+        body = "".join("<tr>" + "".join(f"<td>{e(cell)}</td>" for cell in row) + "</tr>\n"
+                       for row in metrics_rows(runs))
+        differ = differing_settings(runs)
+        warning = (f"<p class=warn>These runs differ in more than the activation: "
+                   f"{e('; '.join(differ))}.</p>" if differ else "")
+        figures = "".join(
+            f"<h3>{e(heading)}</h3>\n<img alt=\"{e(name)}\" src=\"data:image/png;base64,"
+            f"{base64.b64encode((folder / name).read_bytes()).decode('ascii')}\">\n"
+            for name, (_, heading) in FIGURES.items())
+        sections.append(f"<h2>{e(dataset)}: {len(runs)} run(s)</h2>\n<table><tr>{head}</tr>\n"
+                        f"{body}</table>\n{warning}\n{figures}")
+    n_runs = sum(len(runs) for _, runs, _ in written)
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>Activations report: {e(str(root))}</title>
@@ -338,17 +409,15 @@ def write_html(root, runs, out):
 body {{ font-family: sans-serif; margin: 2em; max-width: 1400px; }}
 table {{ border-collapse: collapse; }}
 th, td {{ border: 1px solid #bbb; padding: 0.3em 0.8em; text-align: right; }}
-th:nth-child(-n+3), td:nth-child(-n+3) {{ text-align: left; }}
+th:nth-child(-n+6), td:nth-child(-n+6) {{ text-align: left; }}
 img {{ max-width: 100%; }}
 .warn {{ color: #a40; }}
 </style></head>
 <body>
 <h1>Activations report</h1>
-<p>{len(runs)} run(s) under <code>{e(str(root))}</code>, drawn {e(time.strftime('%Y-%m-%d %H:%M'))}.</p>
-<table><tr>{head}</tr>
-{body}</table>
-{warning}
-{sections}</body></html>
+<p>{n_runs} run(s) under <code>{e(str(root))}</code>, drawn {e(time.strftime('%Y-%m-%d %H:%M'))}.
+Colours: SELU blue, ReLU orange, LeakyReLU green, ELU red, GELU purple.</p>
+{"".join(sections)}</body></html>
 """
     (out / "report.html").write_text(page, encoding="utf-8")
 
@@ -371,8 +440,7 @@ def plot_moments(runs, path):
     axes = fig.subplots(max(len(layers), 1), 3, sharex=True, squeeze=False)
     for row, k in enumerate(layers):
         layer = layer_tag(k)
-        for i, run in enumerate(runs):
-            c = colour(i)
+        for run, c in zip(runs, run_colours(runs)):
             steps, tau = run.series(MOMENT_TAG.format(layer=layer, stat="tau"))
             axes[row, 0].plot(steps, tau, color=c, label=run.label)
             steps, corr = run.series(MOMENT_TAG.format(layer=layer, stat="input_correlation"))
@@ -517,14 +585,14 @@ def main(argv=None):
             runs = [run for run in runs if run.config.get("sweep") != "depth"]
             if not runs:
                 return 0
-        for name, (draw, _) in FIGURES.items():
-            draw(runs, out / name)
-        write_html(root, runs, out)
+        written = write_figures(by_dataset(runs), out)
+        write_html(root, written, out)
     except OSError as err:
         print(f"error: cannot write {err.filename or out}: {err.strerror or err}", file=sys.stderr)
         return 2
     print(f"{len(runs)} run(s): {', '.join(run.label for run in runs)}")
-    print(f"wrote {', '.join(str(out / name) for name in (*FIGURES, 'report.html'))}")
+    print(f"wrote {', '.join(str(folder / name) for _, _, folder in written for name in FIGURES)}"
+          f", {out / 'report.html'}")
     return 0
 
 
