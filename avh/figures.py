@@ -63,6 +63,11 @@ class FigureRenderer:
         self._submitted_step = step
         self._pending = self._pool.submit(self.draw_and_log, step, layers)
 
+    def wait(self):
+        """Wait for the figures in flight."""
+        if self._pending is not None:
+            self._pending.result()
+
     def close(self):
         """Wait for the figures in flight; report a drawing failure once instead of crashing."""
         self._pool.shutdown(wait=True)

@@ -105,6 +105,8 @@ class ActivationSummaries(StepCallback):
     def on_train_end(self, logs=None):
         if self.every and self.log_on_train_end:
             self.log(self.read_step(), final=True)
+            if self.figures is not None:
+                self.figures.wait()  # the last step's figures belong to this fit
         if self._owns_writer and self.writer is not None:
             self.writer.flush()
 

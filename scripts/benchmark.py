@@ -499,7 +499,7 @@ def summarise(results):
 
 
 def report(results, plan):
-    from train import Config
+    from avh.config import Config
 
     m, shapes, defaults = results["machine"], results["shapes"], Config()
     s = {d: shape["summary"] for d, shape in shapes.items()}

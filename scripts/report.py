@@ -30,7 +30,8 @@ from avh.quiet import quiet_stderr  # noqa: E402
 # so that a bad command line still prints one line.
 with quiet_stderr():
     from avh.events import EVENTS_PREFIX, by_step, read_events as read_event_files
-    from avh.tags import HISTOGRAM_TAG, STAT_TAG, TEST_TAG
+    from avh.tags import HISTOGRAM_TAG, MOMENT_STATS, MOMENT_TAG, STAT_TAG, TEST_TAG
+    from avh.theory_figures import draw_moment_map
     from model import LAYERS, layer_tag
     from ops import ACTIVATIONS
 
@@ -116,6 +117,8 @@ def wanted_tags():
         yield HISTOGRAM_TAG.format(layer=layer)
         for stat in (*STAT_TARGETS, NONPOSITIVE):
             yield STAT_TAG.format(layer=layer, stat=stat)
+        for stat in MOMENT_STATS:
+            yield MOMENT_TAG.format(layer=layer, stat=stat)
     for metric in TEST_METRICS:
         yield TEST_TAG.format(metric=metric)
 
@@ -273,6 +276,10 @@ FIGURES = {  # file name -> (drawing function, heading on the page)
                        "Activation histograms of layers "
                        f"{' and '.join(layer_tag(k) for k in HISTOGRAM_LAYERS)} at the last step"),
     "test_curves.png": (plot_test_curves, "Test accuracy and loss"),
+    "moments.png": (lambda runs, path: plot_moments(runs, path),
+                    "The paper's view per layer: weights (tau), input correlation, predicted std"),
+    "moment_maps.png": (lambda runs, path: plot_moment_maps(runs, path),
+                        "SELU's moment map with each layer's (mean, variance) over training"),
 }
 
 
@@ -350,6 +357,69 @@ td.note {{ text-align: left; }}
 {sections}</body></html>
 """
     (out / "report.html").write_text(page, encoding="utf-8")
+
+
+# -----------------------------------------------------------------------------
+# The paper's view (avh.moments): weights, input correlation, predictions, the moment map.
+
+def moment_layers(runs):
+    """Layer numbers that have moments logged in any run (the hidden layers fed by weights)."""
+    return [k for k in range(1, len(LAYERS) + 1)
+            if any(MOMENT_TAG.format(layer=layer_tag(k), stat="tau") in run.events for run in runs)]
+
+
+def plot_moments(runs, path):
+    """One row per layer: tau (sum of a unit's squared weights, mean over units), the input
+    correlation factor Var(z) / (tau nu_in), and the measured std beside the moment map's
+    predictions (independent inputs: dashed; given the measured pre-activations: dotted)."""
+    layers = moment_layers(runs)
+    fig = Figure(figsize=(13, 2.3 * max(len(layers), 1) + 0.9), layout="constrained")
+    axes = fig.subplots(max(len(layers), 1), 3, sharex=True, squeeze=False)
+    for row, k in enumerate(layers):
+        layer = layer_tag(k)
+        for i, run in enumerate(runs):
+            c = colour(i)
+            steps, tau = run.series(MOMENT_TAG.format(layer=layer, stat="tau"))
+            axes[row, 0].plot(steps, tau, color=c, label=run.label)
+            steps, corr = run.series(MOMENT_TAG.format(layer=layer, stat="input_correlation"))
+            axes[row, 1].plot(steps, corr, color=c)
+            steps, std = run.series(STAT_TAG.format(layer=layer, stat="std"))
+            axes[row, 2].plot(steps, std, color=c, lw=2)
+            for stat, style in (("predicted_std", "--"), ("predicted_std_given_preactivation", ":")):
+                steps, predicted = run.series(MOMENT_TAG.format(layer=layer, stat=stat))
+                axes[row, 2].plot(steps, predicted, style, color=c, lw=1.2)
+        axes[row, 0].axhline(1.0, color="0.35", ls="--", lw=1)
+        axes[row, 1].axhline(1.0, color="0.35", ls="--", lw=1)
+        titles = (f"{layer}: tau (LeCun: 1)", f"{layer}: input correlation (independent: 1)",
+                  f"{layer}: std, measured (solid) and predicted")
+        for ax, title in zip(axes[row], titles):
+            ax.set_title(title, fontsize=10)
+            ax.grid(alpha=0.3)
+    for ax in axes[-1]:
+        ax.set_xlabel("step")
+    _legend(fig, axes[0, 0], len(runs))
+    fig.savefig(path, dpi=DPI)
+
+
+def plot_moment_maps(runs, path):
+    """The paper's Figure 2 view, one panel per run: SELU's moment map on the (mean, variance)
+    plane with its fixed point, and each hidden layer's path over training."""
+    columns = min(len(runs), 3)
+    rows = math.ceil(len(runs) / columns)
+    fig = Figure(figsize=(5.2 * columns, 4.7 * rows), layout="constrained")
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    for ax in axes[len(runs):]:
+        ax.set_axis_off()
+    for ax, run in zip(axes, runs):
+        paths = []
+        for k in range(1, len(LAYERS)):  # the hidden layers; the logits are not a SELU layer
+            layer = layer_tag(k)
+            _, means = run.series(STAT_TAG.format(layer=layer, stat="mean"))
+            _, stds = run.series(STAT_TAG.format(layer=layer, stat="std"))
+            if len(means):
+                paths.append((layer, list(zip(means, stds ** 2))))
+        draw_moment_map(ax, paths, title=f"{run.label}: (mean, variance) per layer over training")
+    fig.savefig(path, dpi=DPI)
 
 
 # -----------------------------------------------------------------------------

@@ -18,8 +18,7 @@ def fit_with_summaries(model, x, y, log_dir, epochs=2, batch_size=8, **kwargs):
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     summaries = ActivationSummaries(x[:16], log_dir=log_dir, **kwargs)
     model.fit(x, y, epochs=epochs, batch_size=batch_size, callbacks=[summaries], verbose=0)
-    summaries.close()
-    return summaries, read_events(log_dir)
+    return summaries, read_events(log_dir)  # all on disk when fit returns, figures included
 
 
 def assert_logged(events, layer, steps):

@@ -187,3 +187,25 @@ def test_events_reach_disk_with_the_checkpoint_and_not_before(tmp_path):
     tf.summary.scalar("train/loss", 0.25, step=4)
     assert [s for s, _ in read_events(tmp_path)["train/loss"]] == [1, 2, 3]
     tf.summary.create_noop_writer().set_as_default()  # leave no default writer to later tests
+
+
+# ---------------------------------------------------------------------------------------------
+# Activations beyond the compared three: one table entry each.
+
+def test_elu_and_gelu_are_selectable_with_he_init_and_batch_norm():
+    import ops
+
+    assert ops.resolve("elu") == ops.resolve("gelu") == ("batch", "he_normal", "standard")
+    x = np.array([-2.0, 0.0, 1.5], dtype=np.float32)
+    np.testing.assert_allclose(np.asarray(ops.activation_layer("elu")(x)), [np.expm1(-2.0), 0, 1.5],
+                               rtol=1e-6)
+    gelu = 0.5 * x * (1 + np.vectorize(__import__("math").erf)(x / np.sqrt(2)))
+    np.testing.assert_allclose(np.asarray(ops.activation_layer("gelu")(x)), gelu, rtol=1e-4, atol=1e-6)
+    assert set(ops.COMPARED) < set(ops.ACTIVATIONS)
+
+
+def test_every_data_set_names_its_conv_widths():
+    import datasets
+
+    assert {name: datasets.conv_filters(name) for name in datasets.NAMES} == {
+        "mnist": (32, 64, 128), "svhn": (64, 128, 256), "cifar10": (64, 128, 256)}
