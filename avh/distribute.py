@@ -48,6 +48,8 @@ def _split_cpu():
     count = os.environ.get(LOGICAL_CPUS_ENV)
     if not count:
         return
+    if not count.isdigit() or int(count) < 1:
+        raise UsageError(f"{LOGICAL_CPUS_ENV} must be a number of devices like 2, got {count!r}")
     cpu = tf.config.list_physical_devices("CPU")[0]
     try:
         tf.config.set_logical_device_configuration(
