@@ -82,3 +82,23 @@ def test_two_seed_compare_gives_grouped_figures_and_a_mean_sd_table(tmp_path):
         assert f"{mean:.2%} ± {sd:.2%}" in page
     assert "selu vs relu: test accuracies " in page and "seed spread" in page
     assert "selu vs relu" in report.stdout
+
+
+def test_gpus_run_one_at_a_time_on_each_listed_gpu(tmp_path):
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("compare", SCRIPTS / "compare.py")
+    compare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare)
+    record = ("import json, os, sys, time; start = time.time(); time.sleep(0.5); open(sys.argv[1], 'w')"
+              ".write(json.dumps([os.environ.get('CUDA_VISIBLE_DEVICES'), start, time.time()]))")
+    commands = {f"run{i}": [sys.executable, "-c", record, str(tmp_path / f"run{i}")] for i in range(5)}
+    status = compare.run_all(commands, parallel=False, interrupts=compare.Interrupts(),
+                             gpus=["0", "1"])
+    assert status == dict.fromkeys(commands, 0)
+    runs = [json.loads((tmp_path / name).read_text()) for name in commands]
+    assert {gpu for gpu, _, _ in runs} == {"0", "1"}
+    for gpu in ("0", "1"):  # a GPU's runs never overlap in time
+        spans = sorted((start, end) for g, start, end in runs if g == gpu)
+        assert all(end <= next_start for (_, end), (next_start, _) in zip(spans, spans[1:]))
