@@ -29,7 +29,7 @@ import tfplot
 
 import datasets
 import ops
-from avh import distribute, training
+from avh import curves, distribute, overview, training
 from avh.config import (CHECKPOINT, OPTIMIZERS, Config, UsageError, check_config, load_config,
                         optimizer_settings)
 from avh.summaries import ActivationSummaries
@@ -237,9 +237,18 @@ def train(cfg, resume_dir=None):
     activations = ActivationSummaries(
         probe_batch, writer=writer, every=cfg.summary_every, layers=list(LAYERS), numbered=True,
         figure_layers=[LAYERS[k - 1] for k in cfg.plot_layers], log_on_train_end=False)
-    progress = training.Progress(total_steps, cfg.batch_size, cfg.summary_every or 100, TRAIN_TAG)
+    progress = training.Progress(total_steps, cfg.batch_size,
+                                 curves.train_log_every(cfg.summary_every, total_steps), TRAIN_TAG,
+                                 print_every=cfg.summary_every or 100)
+    n_subset = curves.eval_subset_size(total_steps, cfg.batch_size)
+    test_subset = curves.SubsetEvaluation(model, standardise(data.x_test[:n_subset]),
+                                          data.y_test[:n_subset], curves.test_eval_every(total_steps))
     checkpointer = training.Checkpointer(model, run_dir, writer, cfg.checkpoint_every)
-    callbacks = [training.NanGuard(checkpointer), activations, progress, checkpointer, stop]
+    if resume_dir is None:  # settings, final metrics and chart layout: once per run
+        activations.set_model(model)  # chooses the logged layers, which the layout names
+        overview.log_run_overview(run_dir, [tag for tag, _ in activations.layers])
+    callbacks = [training.NanGuard(checkpointer), activations, progress, test_subset,
+                 checkpointer, stop]
 
     # -------------------------------------------------------------------------
     # Train: one fit() per epoch (a resumed run can start mid-epoch); test set at epoch ends.
@@ -257,6 +266,7 @@ def train(cfg, resume_dir=None):
         # Final metrics: the full test set in inference mode, never a training-mode batch.
         activations.log(step, final=True)
         result = training.evaluate(model, test_batches, step)
+        test_subset.log(step)
         checkpointer.save(step)
         activations.close()
         writer.flush()

@@ -10,18 +10,25 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import matplotlib
 import numpy as np
 import tensorflow as tf
 import tfplot
 from mpl_toolkits.axes_grid1 import make_axes_locatable
 
+from avh.figure_rules import (DENSITY_CAP, HISTOGRAM_BINS, HISTOGRAM_RANGE, MAP_LIMIT,
+                              map_channels)
 from avh.moments import MOMENT_MAP_KEY
 from avh.tags import MOMENT_MAP_TAG, PLOT_KINDS, PLOT_TAG
 from avh.theory_figures import moment_map_figure
 
 FIGURE_TIME_SHARE = 0.02  # of the run's time, at most, for drawing figures
-FIGURE_INCHES = 4.0
-FIGURE_DPI = 80
+# 640x400 px with 14-16 pt text. TensorBoard's Time Series cards show an image ~215 px high (at
+# 1600 px, settings open): a wide figure is shown ~345 px wide there, its text ~10 px high.
+FIGURE_INCHES = (6.4, 4.0)
+FIGURE_DPI = 100
+TITLE_PT, TICK_PT = 16, 14
+OVERFLOW_WIDTH = 0.5  # of the bars outside the histogram range that hold the values beyond it
 
 
 class FigureRenderer:
@@ -94,8 +101,8 @@ class FigureRenderer:
                 tf.summary.image(MOMENT_MAP_TAG, image[np.newaxis], step=step)
                 continue
             figures = {"map": activation_map_figure(data["first_example"], layer),
-                       "histogram": histogram_figure(data["counts"], data["range"],
-                                                     data["mean"], data["std"], layer)}
+                       "histogram": histogram_figure(data["counts"], data["mean"],
+                                                     data["std"], layer)}
             for kind in PLOT_KINDS:
                 tf.summary.image(PLOT_TAG.format(layer=layer, kind=kind),
                                  figures[kind][np.newaxis], step=step)
@@ -133,33 +140,60 @@ def _grid_rows(n):
 
 
 def activation_map_figure(activations, layer):
-    """RGBA image of one probe example's activations at `layer`, tiled, with a colour bar."""
-    grid = tile(activations)
-    fig, ax = tfplot.subplots(figsize=(FIGURE_INCHES, FIGURE_INCHES), dpi=FIGURE_DPI)
-    image = ax.imshow(grid, cmap="viridis", interpolation="nearest")
-    colour_axes = make_axes_locatable(ax).append_axes("right", size="4%", pad=0.05)
-    fig.colorbar(image, cax=colour_axes)
-    shape = "x".join(str(n) for n in np.shape(activations))
-    ax.set_title(f"{layer} ({shape}), probe image 0", fontsize=9)
+    """RGBA image of one probe example's activations at `layer` on the fixed colour scale
+    [-MAP_LIMIT, MAP_LIMIT] (diverging: 0 is white), a conv layer's first MAP_CHANNELS channels
+    tiled, with a colour bar."""
+    shown, caption = map_channels(np.asarray(activations, dtype=np.float32))
+    grid = tile(shown)
+    fig, ax = tfplot.subplots(figsize=FIGURE_INCHES, dpi=FIGURE_DPI)
+    cmap = matplotlib.colormaps["RdBu_r"].with_extremes(bad="0.8")  # grey gaps between channels
+    image = ax.imshow(grid, cmap=cmap, vmin=-MAP_LIMIT, vmax=MAP_LIMIT, interpolation="nearest")
+    colour_axes = make_axes_locatable(ax).append_axes("right", size="5%", pad=0.1)
+    fig.colorbar(image, cax=colour_axes, extend="both")
+    colour_axes.tick_params(labelsize=TICK_PT)
+    size = "x".join(str(n) for n in np.shape(activations)[:2]) if np.ndim(activations) == 3 else ""
+    ax.set_title(f"{layer}, image 0: {caption}" + (f" ({size})" if size else ""), fontsize=TITLE_PT)
     ax.set_xticks([])
     ax.set_yticks([])
-    fig.subplots_adjust(left=0.04, right=0.90, bottom=0.04, top=0.92)
+    fig.subplots_adjust(left=0.02, right=0.90, bottom=0.03, top=0.88)
     return tfplot.figure.to_array(fig)
 
 
-def histogram_figure(counts, value_range, mean, std, layer):
-    """RGBA image of the distribution of `layer`'s values over the probe batch (pre-binned
-    `counts` over `value_range`), with its mean and std, and the standard normal density
-    that SELU drives activations towards."""
-    low, high = (float(v) for v in value_range)
-    edges = np.linspace(low, high, len(counts) + 1)
-    density = counts / max(counts.sum(), 1) / np.diff(edges)
-    fig, ax = tfplot.subplots(figsize=(FIGURE_INCHES, FIGURE_INCHES), dpi=FIGURE_DPI)
-    ax.stairs(density, edges, fill=True, alpha=0.6, label="activations")
-    x = np.linspace(low, high, 200)
-    ax.plot(x, np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi), "k--", lw=1, label="N(0, 1)")
-    ax.set_title(f"{layer}: mean {float(mean):+.3f}, std {float(std):.3f}", fontsize=9)
-    ax.set_xlim(low, high)
-    ax.legend(fontsize=8)
-    fig.subplots_adjust(left=0.12, right=0.96, bottom=0.08, top=0.92)
+def histogram_figure(counts, mean, std, layer):
+    """RGBA image of the distribution of `layer`'s values over the probe batch (`counts` from
+    figure_rules.binned) on the fixed axes of figure_rules, with its mean and std and the
+    standard normal density that SELU drives activations towards. Values beyond the range are
+    drawn as hatched bars outside it, labelled with their share; a peak above DENSITY_CAP is
+    clipped and its height written beside it."""
+    low, high = HISTOGRAM_RANGE
+    counts = np.asarray(counts, dtype=np.float64)
+    total = max(counts.sum(), 1.0)
+    edges = np.linspace(low, high, HISTOGRAM_BINS + 1)
+    density = counts[1:-1] / total / np.diff(edges)
+    fig, ax = tfplot.subplots(figsize=FIGURE_INCHES, dpi=FIGURE_DPI)
+    ax.stairs(np.minimum(density, DENSITY_CAP), edges, fill=True, alpha=0.6, label="activations")
+    x = np.linspace(low, high, 300)
+    ax.plot(x, np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi), "k--", lw=1.5, label="N(0, 1)")
+    width = OVERFLOW_WIDTH
+    for share, left, text_x, align in ((counts[0] / total, low - width, low - width, "left"),
+                                       (counts[-1] / total, high, high + width, "right")):
+        if share > 0:  # the bar's area is the share of values beyond the range
+            ax.bar(left, min(share / width, DENSITY_CAP), width=width, align="edge",
+                   color="C1", alpha=0.7, hatch="//")
+            ax.text(text_x, min(share / width, DENSITY_CAP) + 0.03, f"{share:.1%}" if share >= 0.001 else "<0.1%", ha=align,
+                    va="bottom", fontsize=TICK_PT)
+    peak = density.max(initial=0.0)
+    if peak > DENSITY_CAP:
+        at = edges[np.argmax(density)] + 0.5 * np.diff(edges)[0]
+        ax.annotate(f"peak {peak:.1f}", (at, DENSITY_CAP), xytext=(at + 0.4, 0.9 * DENSITY_CAP),
+                    fontsize=TICK_PT, ha="left", va="top",
+                    arrowprops={"arrowstyle": "->", "lw": 1})
+    ax.set_xlim(low - width, high + width)
+    ax.set_ylim(0, DENSITY_CAP * 1.08)
+    ax.axvline(low, color="0.6", lw=0.8)
+    ax.axvline(high, color="0.6", lw=0.8)
+    ax.tick_params(labelsize=TICK_PT)
+    ax.set_title(f"{layer}: mean {float(mean):+.2f}, std {float(std):.2f}", fontsize=TITLE_PT)
+    ax.legend(fontsize=TICK_PT, loc="upper right", frameon=False)
+    fig.subplots_adjust(left=0.09, right=0.98, bottom=0.11, top=0.88)
     return tfplot.figure.to_array(fig)

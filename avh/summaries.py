@@ -10,11 +10,11 @@ import tensorflow as tf
 from tensorboard.plugins.histogram import metadata as histogram_metadata
 
 from avh import moments
+from avh.figure_rules import binned
 from avh.steps import StepCallback
 from avh.tags import HISTOGRAM_TAG, MOMENT_TAG, STAT_TAG, STATS
 
-HISTOGRAM_BUCKETS = 30  # TensorBoard's default
-FIGURE_BINS = 80
+HISTOGRAM_BUCKETS = 80  # TensorBoard reads any count; 30 (its default) looks blocky in reports
 DEFAULT_EVERY = 100
 _HISTOGRAM_METADATA = histogram_metadata.create_summary_metadata(display_name=None, description=None)
 # Layers that exist to apply an activation; other layers count when their `activation` is not
@@ -201,13 +201,10 @@ class ActivationSummaries(StepCallback):
             if tag in self.trajectories:
                 means_stds[tag] = (stats["mean"], stats["std"])
             if tag in self.figure_layers:
-                # The figure's range always shows N(0, 1)'s [-4, 4], and every value.
-                low = tf.minimum(tf.reduce_min(values), -4.0)
-                high = tf.maximum(tf.reduce_max(values), 4.0)
+                # Binned on the fixed axes every run shares (avh.figure_rules).
                 figure_data[tag] = {
-                    "first_example": tf.cast(out[0], tf.float32),
-                    "counts": tf.histogram_fixed_width(values, tf.stack([low, high]), FIGURE_BINS),
-                    "range": tf.stack([low, high]), "mean": stats["mean"], "std": stats["std"]}
+                    "first_example": tf.cast(out[0], tf.float32), "counts": binned(values),
+                    "mean": stats["mean"], "std": stats["std"]}
         return [figure_data[tag] for tag in self.figure_layers], layer_moments, means_stds
 
 

@@ -10,6 +10,7 @@ PLOT_TAG = "activation_plots/{layer}/{kind}"          # kind in PLOT_KINDS
 PLOT_KINDS = ("map", "histogram")
 TRAIN_TAG = "train/{metric}"                          # metric: loss, accuracy
 TEST_TAG = "test/{metric}"
+TEST_SUBSET_TAG = "test_subset/{metric}"            # the first test images (avh.curves), ~10x a run
 # The paper's view of a layer fed by weights (avh.moments): omega, tau (means over units, with
 # their spread), the input-correlation factor Var(z) / (tau nu_in), and predicted output moments.
 MOMENT_TAG = "moments/{layer}/{stat}"

@@ -175,10 +175,11 @@ class Progress(StepCallback):
     Throughput is steady-state training, summaries and checkpoints included: each fit()'s
     clock starts when its first step ends (the first one also builds the training graph)."""
 
-    def __init__(self, total_steps, batch_size, every, tag):
+    def __init__(self, total_steps, batch_size, every, tag, print_every=None):
         super().__init__()
         self.total_steps, self.batch_size = total_steps, batch_size
         self.every, self.tag = every, tag
+        self.print_every = print_every or every  # a line per logged point would flood the terminal
         self.first_step_at = None
         self.timed_seconds = 0.0
         self.timed_steps = 0
@@ -206,6 +207,8 @@ class Progress(StepCallback):
         loss, accuracy = float(logs["loss"]), float(logs["accuracy"])
         tf.summary.scalar(self.tag.format(metric="loss"), loss, step=step)
         tf.summary.scalar(self.tag.format(metric="accuracy"), accuracy, step=step)
+        if step % self.print_every and step != self.total_steps:
+            return
         now = time.perf_counter()
         rate = (step - self._mark[1]) * self.batch_size / max(now - self._mark[0], 1e-9)
         self._mark = (now, step)

@@ -30,7 +30,8 @@ from avh.quiet import quiet_stderr  # noqa: E402
 # so that a bad command line still prints one line.
 with quiet_stderr():
     from avh.events import EVENTS_PREFIX, by_step, read_events as read_event_files
-    from avh.tags import HISTOGRAM_TAG, MOMENT_STATS, MOMENT_TAG, STAT_TAG, TEST_TAG
+    from avh.tags import (HISTOGRAM_TAG, MOMENT_STATS, MOMENT_TAG, STAT_TAG, TEST_SUBSET_TAG,
+                          TEST_TAG)
     from avh.theory_figures import draw_moment_map
     from model import LAYERS, layer_tag
     from ops import ACTIVATIONS
@@ -42,6 +43,10 @@ NONPOSITIVE = "nonpositive_fraction"
 TEST_METRICS = ("accuracy", "loss")
 DPI = 100
 MAX_COLUMNS = 4                           # histogram panels side by side; more runs wrap
+# One colour per activation in every report; several runs of one activation get shades of it.
+ACTIVATION_COLOURS = {"selu": "#1f77b4", "relu": "#ff7f0e", "lrelu": "#2ca02c", "elu": "#d62728",
+                      "gelu": "#9467bd"}
+OTHER_COLOUR = "#7f7f7f"
 # Settings that may differ between runs without spoiling the comparison.
 PER_RUN_SETTINGS = {"activation", "run_name", "logdir", "data_dir", "resolved", "versions", "data"}
 
@@ -121,6 +126,7 @@ def wanted_tags():
             yield MOMENT_TAG.format(layer=layer, stat=stat)
     for metric in TEST_METRICS:
         yield TEST_TAG.format(metric=metric)
+        yield TEST_SUBSET_TAG.format(metric=metric)
 
 
 def activation_order(run):
@@ -144,8 +150,26 @@ def load_runs(root):
 # -----------------------------------------------------------------------------
 # Figures: one colour per run, the same in every figure.
 
-def colour(i):
-    return f"C{i % 10}"
+def run_colours(runs):
+    """[colour of each run]: its activation's colour, in shades from dark to light when several
+    runs share the activation (seeds, settings)."""
+    from matplotlib.colors import to_rgb
+
+    same = {}
+    for run in runs:
+        same.setdefault(run.activation, []).append(run)
+    colours = []
+    for run in runs:
+        base = np.array(to_rgb(ACTIVATION_COLOURS.get(run.activation, OTHER_COLOUR)))
+        group = same[run.activation]
+        if len(group) == 1:
+            colours.append(tuple(base))
+            continue
+        # From 30% darker to 45% lighter than the base colour.
+        t = group.index(run) / (len(group) - 1)
+        shade = base * 0.7 if t == 0 else base + (1 - base) * 0.45 * t
+        colours.append(tuple(np.clip(shade, 0, 1)))
+    return colours
 
 
 def plot_stats(runs, path):
@@ -157,9 +181,9 @@ def plot_stats(runs, path):
         for col, (stat, target) in enumerate(STAT_TARGETS.items()):
             ax = axes[row, col]
             ax.axhline(target, color="0.35", ls="--", lw=1)
-            for i, run in enumerate(runs):
+            for run, face in zip(runs, run_colours(runs)):
                 steps, values = run.series(STAT_TAG.format(layer=layer_tag(k), stat=stat))
-                ax.plot(steps, values, marker=".", ms=4, color=colour(i), label=run.label)
+                ax.plot(steps, values, marker=".", ms=4, color=face, label=run.label)
             ax.set_title(f"{layer_tag(k)}: {stat} (SELU target {target:g})", fontsize=10)
             ax.grid(alpha=0.3)
     for ax in axes[-1]:
@@ -186,7 +210,8 @@ def plot_histograms(runs, path):
             ax.set_axis_off()
         axes = panels[:len(runs)]
         lo, hi, top = -4.0, 4.0, 0.45  # at least the N(0, 1) bulk, so panels compare at a glance
-        for i, (ax, run) in enumerate(zip(axes, runs)):
+        peaks = []
+        for ax, run, face in zip(axes, runs, run_colours(runs)):
             last = run.last(HISTOGRAM_TAG.format(layer=layer))
             if last is None:
                 ax.set_title(f"{run.label}: {layer}", fontsize=9)
@@ -197,7 +222,9 @@ def plot_histograms(runs, path):
             left, right, counts = np.asarray(buckets, dtype=np.float64).T
             bulk_lo, bulk_hi = central_range(left, right, counts)
             lo, hi = min(lo, bulk_lo), max(hi, bulk_hi)
-            top = max(top, draw_buckets(ax, left, right, counts, colour(i)))
+            peak = draw_buckets(ax, left, right, counts, face)
+            peaks.append((ax, peak, left, right, counts))
+            top = max(top, peak)
             ax.set_title(f"{run.label}: {layer}, step {step}", fontsize=9)
             ax.text(0.98, 0.97, describe(run, layer, step), ha="right", va="top", fontsize=8,
                     transform=ax.transAxes, bbox={"facecolor": "white", "alpha": 0.8, "lw": 0})
@@ -209,6 +236,12 @@ def plot_histograms(runs, path):
             ax.set_ylim(0, min(top, 1.2) * 1.05)
             ax.set_xlabel("activation")
             ax.set_ylabel("density")
+        for ax, peak, left, right, counts in peaks:
+            if peak > ax.get_ylim()[1]:  # clipped: say how tall it is and where
+                i = int(np.argmax(counts / np.where(right > left, right - left, np.inf)))
+                ax.annotate(f"peak {peak:.1f}", (0.5 * (left[i] + right[i]), ax.get_ylim()[1]),
+                            xytext=(6, -14), textcoords="offset points", fontsize=8,
+                            arrowprops={"arrowstyle": "->", "lw": 0.8})
         axes[0].legend(fontsize=8, loc="upper left")
     fig.savefig(path, dpi=DPI)
 
@@ -249,14 +282,18 @@ def describe(run, layer, step):
 
 
 def plot_test_curves(runs, path):
-    """Test accuracy and loss over training, one line per run."""
+    """Test accuracy and loss over training, one colour per run: a line for the test subset's
+    frequent evaluations (test_subset/*), dots for the full test set (epoch ends, the end)."""
     fig = Figure(figsize=(11, 4.2), layout="constrained")
     axes = fig.subplots(1, len(TEST_METRICS), squeeze=False)[0]
     for ax, metric in zip(axes, TEST_METRICS):
-        for i, run in enumerate(runs):
+        for run, face in zip(runs, run_colours(runs)):
+            steps, values = run.series(TEST_SUBSET_TAG.format(metric=metric))
+            ax.plot(steps, values, color=face, label=run.label)
             steps, values = run.series(TEST_TAG.format(metric=metric))
-            ax.plot(steps, values, marker="o", ms=4, color=colour(i), label=run.label)
-        ax.set_title(f"test {metric}", fontsize=10)
+            ax.plot(steps, values, "o", ms=5, color=face, mec="white",
+                    label=None if len(steps) else run.label)
+        ax.set_title(f"test {metric}: line, first test images; dots, full test set", fontsize=10)
         ax.set_xlabel("step")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
@@ -297,7 +334,12 @@ def metrics_rows(runs):
             tail = [str(m.get("steps", "?")), _number(m.get("test_accuracy"), "{:.2%}"),
                     _number(m.get("test_loss"), "{:.4f}"),
                     _number(m.get("examples_per_sec"), "{:.0f}")]
-        rows.append([run.label, run.activation, str(run.config.get("dataset", "?")), *tail])
+        resolved = run.config.get("resolved", {})
+        dropout = run.config.get("dropout")
+        rows.append([run.label, run.activation, str(run.config.get("dataset", "?")),
+                     str(resolved.get("norm", "?")), str(resolved.get("init", "?")),
+                     f"{resolved.get('dropout_kind', '?')} {dropout}" if dropout else "none",
+                     *tail])
     return rows
 
 
@@ -305,7 +347,8 @@ def _number(value, fmt):
     return fmt.format(value) if isinstance(value, (int, float)) else "-"
 
 
-TABLE_HEADER = ("run", "activation", "dataset", "steps", "test accuracy", "test loss", "examples/s")
+TABLE_HEADER = ("run", "activation", "dataset", "norm", "init", "dropout", "steps",
+                "test accuracy", "test loss", "examples/s")
 
 
 def differing_settings(runs):
@@ -319,23 +362,57 @@ def differing_settings(runs):
     return notes
 
 
-def write_html(root, runs, out):
-    """report.html: the metrics table and the PNGs embedded as data URIs (one file to send)."""
+def by_dataset(runs):
+    """[(data set, its runs)] in name order: runs of different data sets never share a figure
+    (their step counts and accuracies do not compare)."""
+    groups = {}
+    for run in runs:
+        groups.setdefault(str(run.config.get("dataset", "?")), []).append(run)
+    return sorted(groups.items())
+
+
+def write_figures(groups, out):
+    """Draw every figure of every data set: into OUT itself for one data set, else into
+    OUT/<data set>/. Returns [(data set, its runs, its folder)]."""
+    written = []
+    for dataset, runs in groups:
+        folder = out if len(groups) == 1 else out / dataset
+        folder.mkdir(exist_ok=True)
+        by_seed = seeds.has_seed_groups([run.label for run in runs])
+        for name, (draw, _) in FIGURES.items():
+            (SEED_FIGURES.get(name, draw) if by_seed else draw)(runs, folder / name)
+        written.append((dataset, runs, folder))
+    return written
+
+
+def write_html(root, written, out):
+    """report.html: per data set, the metrics table and the PNGs embedded as data URIs (one file
+    to send)."""
     e = html.escape
-    by_seed = seeds.has_seed_groups([run.label for run in runs])
-    header, rows = (SEED_TABLE_HEADER, seed_rows(runs)) if by_seed else (TABLE_HEADER, metrics_rows(runs))
-    head = "".join(f"<th>{e(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{e(cell)}</td>" for cell in row) + "</tr>\n"
-                   for row in rows)
-    body += "".join(f"<tr><td colspan={len(header)} class=note>{e(note)}</td></tr>\n"
-                    for note in (seed_notes(runs) if by_seed else []))
-    differ = [d for d in differing_settings(runs) if not (by_seed and d.startswith("seed:"))]
-    warning = (f"<p class=warn>These runs differ in more than the activation: "
-               f"{e('; '.join(differ))}.</p>" if differ else "")
-    sections = "".join(
-        f"<h2>{e(heading)}</h2>\n<img alt=\"{e(name)}\" src=\"data:image/png;base64,"
-        f"{base64.b64encode((out / name).read_bytes()).decode('ascii')}\">\n"
-        for name, (_, heading) in FIGURES.items())
+    head = "".join(f"<th>{e(h)}</th>" for h in TABLE_HEADER)
+    sections = []
+    for dataset, runs, folder in written:
+        by_seed = seeds.has_seed_groups([run.label for run in runs])
+        if by_seed:  # runs of several seeds: one row per group, mean ± sd, and the verdicts
+            table_head = "".join(f"<th>{e(h)}</th>" for h in SEED_TABLE_HEADER)
+            body = "".join("<tr>" + "".join(f"<td>{e(cell)}</td>" for cell in row) + "</tr>\n"
+                           for row in seed_rows(runs))
+            body += "".join(f"<tr><td colspan={len(SEED_TABLE_HEADER)} class=note>{e(note)}</td></tr>\n"
+                            for note in seed_notes(runs))
+        else:
+            table_head = head
+            body = "".join("<tr>" + "".join(f"<td>{e(cell)}</td>" for cell in row) + "</tr>\n"
+                           for row in metrics_rows(runs))
+        differ = [d for d in differing_settings(runs) if not (by_seed and d.startswith("seed:"))]
+        warning = (f"<p class=warn>These runs differ in more than the activation: "
+                   f"{e('; '.join(differ))}.</p>" if differ else "")
+        figures = "".join(
+            f"<h3>{e(heading)}</h3>\n<img alt=\"{e(name)}\" src=\"data:image/png;base64,"
+            f"{base64.b64encode((folder / name).read_bytes()).decode('ascii')}\">\n"
+            for name, (_, heading) in FIGURES.items())
+        sections.append(f"<h2>{e(dataset)}: {len(runs)} run(s)</h2>\n<table><tr>{table_head}</tr>\n"
+                        f"{body}</table>\n{warning}\n{figures}")
+    n_runs = sum(len(runs) for _, runs, _ in written)
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>Activations report: {e(str(root))}</title>
@@ -343,18 +420,16 @@ def write_html(root, runs, out):
 body {{ font-family: sans-serif; margin: 2em; max-width: 1400px; }}
 table {{ border-collapse: collapse; }}
 th, td {{ border: 1px solid #bbb; padding: 0.3em 0.8em; text-align: right; }}
-th:nth-child(-n+3), td:nth-child(-n+3) {{ text-align: left; }}
+th:nth-child(-n+6), td:nth-child(-n+6) {{ text-align: left; }}
 img {{ max-width: 100%; }}
 .warn {{ color: #a40; }}
 td.note {{ text-align: left; }}
 </style></head>
 <body>
 <h1>Activations report</h1>
-<p>{len(runs)} run(s) under <code>{e(str(root))}</code>, drawn {e(time.strftime('%Y-%m-%d %H:%M'))}.</p>
-<table><tr>{head}</tr>
-{body}</table>
-{warning}
-{sections}</body></html>
+<p>{n_runs} run(s) under <code>{e(str(root))}</code>, drawn {e(time.strftime('%Y-%m-%d %H:%M'))}.
+Colours: SELU blue, ReLU orange, LeakyReLU green, ELU red, GELU purple.</p>
+{"".join(sections)}</body></html>
 """
     (out / "report.html").write_text(page, encoding="utf-8")
 
@@ -377,8 +452,7 @@ def plot_moments(runs, path):
     axes = fig.subplots(max(len(layers), 1), 3, sharex=True, squeeze=False)
     for row, k in enumerate(layers):
         layer = layer_tag(k)
-        for i, run in enumerate(runs):
-            c = colour(i)
+        for run, c in zip(runs, run_colours(runs)):
             steps, tau = run.series(MOMENT_TAG.format(layer=layer, stat="tau"))
             axes[row, 0].plot(steps, tau, color=c, label=run.label)
             steps, corr = run.series(MOMENT_TAG.format(layer=layer, stat="input_correlation"))
@@ -470,6 +544,7 @@ def plot_depth_sweep(runs, path):
         std_ax.set_yscale("log")
         std_ax.set_title(f"{depth} layers: std per layer (○ step 0, ● end)", fontsize=11)
         std_ax.yaxis.set_major_formatter(ScalarFormatter())
+        std_ax.yaxis.set_minor_formatter(ScalarFormatter())
         std_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         std_ax.set_xlabel("layer")
         std_ax.grid(alpha=0.3)
@@ -489,6 +564,11 @@ def seed_groups(runs):
             for name, indices in seeds.group_by_seed([run.label for run in runs]).items()}
 
 
+def group_colour(members):
+    """A seed group is drawn in its activation's fixed colour."""
+    return ACTIVATION_COLOURS.get(members[0].activation, OTHER_COLOUR)
+
+
 def plot_stats_by_seed(runs, path):
     """plot_stats with one mean line per group and a band from its lowest to its highest seed."""
     groups = seed_groups(runs)
@@ -498,11 +578,11 @@ def plot_stats_by_seed(runs, path):
         for col, (stat, target) in enumerate(STAT_TARGETS.items()):
             ax = axes[row, col]
             ax.axhline(target, color="0.35", ls="--", lw=1)
-            for i, (name, members) in enumerate(groups.items()):
+            for name, members in groups.items():
                 tag = STAT_TAG.format(layer=layer_tag(k), stat=stat)
                 steps, mean, low, high = seeds.band([run.series(tag) for run in members])
-                ax.fill_between(steps, low, high, color=colour(i), alpha=0.25, lw=0)
-                ax.plot(steps, mean, marker=".", ms=4, color=colour(i),
+                ax.fill_between(steps, low, high, color=group_colour(members), alpha=0.25, lw=0)
+                ax.plot(steps, mean, marker=".", ms=4, color=group_colour(members),
                         label=f"{name} (mean of {len(members)} seeds, band: min-max)")
             ax.set_title(f"{layer_tag(k)}: {stat} (SELU target {target:g})", fontsize=10)
             ax.grid(alpha=0.3)
@@ -522,7 +602,7 @@ def plot_histograms_by_seed(runs, path):
     grid = fig.subplots(len(HISTOGRAM_LAYERS), len(groups), squeeze=False)
     for row, k in enumerate(HISTOGRAM_LAYERS):
         layer = layer_tag(k)
-        for i, (ax, (name, members)) in enumerate(zip(grid[row], groups.items())):
+        for ax, (name, members) in zip(grid[row], groups.items()):
             lasts = [run.last(HISTOGRAM_TAG.format(layer=layer)) for run in members]
             buckets = [np.asarray(last[1], dtype=np.float64) for last in lasts if last is not None]
             ax.set_title(f"{name}: {layer}, {len(buckets)} seeds pooled", fontsize=9)
@@ -536,7 +616,7 @@ def plot_histograms_by_seed(runs, path):
                 lo, hi = min(lo, bulk_lo), max(hi, bulk_hi)
             edges = np.linspace(lo, hi, 61)
             density = seeds.pooled_density(buckets, edges)
-            ax.stairs(density, edges, fill=True, color=colour(i), alpha=0.6)
+            ax.stairs(density, edges, fill=True, color=group_colour(members), alpha=0.6)
             x = np.linspace(lo, hi, 400)
             ax.plot(x, np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi), "k--", lw=1, label="N(0, 1)")
             ax.set_ylim(0, min(max(float(density.max()), 0.45), 1.2) * 1.05)
@@ -631,17 +711,17 @@ def main(argv=None):
             runs = [run for run in runs if run.config.get("sweep") != "depth"]
             if not runs:
                 return 0
-        by_seed = seeds.has_seed_groups([run.label for run in runs])
-        for name, (draw, _) in FIGURES.items():
-            (SEED_FIGURES.get(name, draw) if by_seed else draw)(runs, out / name)
-        write_html(root, runs, out)
+        written = write_figures(by_dataset(runs), out)
+        write_html(root, written, out)
     except OSError as err:
         print(f"error: cannot write {err.filename or out}: {err.strerror or err}", file=sys.stderr)
         return 2
     print(f"{len(runs)} run(s): {', '.join(run.label for run in runs)}")
-    for note in seed_notes(runs) if seeds.has_seed_groups([run.label for run in runs]) else []:
-        print(note)
-    print(f"wrote {', '.join(str(out / name) for name in (*FIGURES, 'report.html'))}")
+    for _, dataset_runs, _ in written:
+        if seeds.has_seed_groups([run.label for run in dataset_runs]):
+            print("\n".join(seed_notes(dataset_runs)))
+    print(f"wrote {', '.join(str(folder / name) for _, _, folder in written for name in FIGURES)}"
+          f", {out / 'report.html'}")
     return 0
 
 

@@ -96,3 +96,98 @@ def tensorboard(logdir, startup_timeout=60):
             server.kill()
             server.wait(timeout=10)
         log.close()
+
+
+# Text of the whole page, shadow roots included (TensorBoard's Polymer dashboards draw inside
+# them, where --dump-dom does not look), and the images that loaded.
+_DEEP_TEXT_JS = """(() => {
+  const texts = [], images = [];
+  const walk = (node) => {
+    if (node.shadowRoot) walk(node.shadowRoot);
+    for (const child of node.childNodes) {
+      if (child.nodeType === 3) texts.push(child.textContent);
+      else if ((child.nodeType === 1 && !['SCRIPT', 'STYLE'].includes(child.tagName)) ||
+               child.nodeType === 11) walk(child);
+    }
+    if (node.tagName === 'IMG' && node.complete && node.naturalWidth > 0)
+      images.push([node.naturalWidth, node.naturalHeight, node.getBoundingClientRect().width]);
+  };
+  walk(document);
+  return JSON.stringify({text: texts.join(' ').replace(/\\s+/g, ' '), images});
+})()"""
+
+
+def page_text(url, ready=lambda page: False, timeout=60, width=1600, height=1000):
+    """{"text": the page's visible text, shadow roots included, "images": [[natural width,
+    natural height, shown width], ...]} once `ready(that dict)` holds or `timeout` s passed.
+    Talks to Chromium over --remote-debugging-pipe (DevTools protocol on fds 3 and 4)."""
+    import json
+    import select
+
+    chromium = require_chromium()
+    to_browser_r, to_browser_w = os.pipe()
+    from_browser_r, from_browser_w = os.pipe()
+    with tempfile.TemporaryDirectory(prefix="avh-chromium-") as profile:
+        # Chromium reads commands on fd 3 and answers on fd 4. Copies first, so that moving one
+        # pipe end to 3 or 4 cannot close the other before it is moved.
+        def fds():
+            commands, answers = os.dup(to_browser_r), os.dup(from_browser_w)
+            os.dup2(commands, 3)
+            os.dup2(answers, 4)
+        process = subprocess.Popen(
+            [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--remote-debugging-pipe",
+             f"--window-size={width},{height}", url],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=fds, pass_fds=(3, 4))
+        os.close(to_browser_r)
+        os.close(from_browser_w)
+        buffer, ids = b"", iter(range(1, 10**6))
+
+        def call(method, session=None, **params):
+            nonlocal buffer
+            message_id = next(ids)
+            message = {"id": message_id, "method": method, "params": params}
+            if session:
+                message["sessionId"] = session
+            os.write(to_browser_w, json.dumps(message).encode() + b"\0")
+            deadline = time.monotonic() + 30
+            while True:
+                while b"\0" in buffer:
+                    raw, buffer = buffer.split(b"\0", 1)
+                    answer = json.loads(raw)
+                    if answer.get("id") == message_id:
+                        if "error" in answer:
+                            raise RuntimeError(f"{method}: {answer['error']}")
+                        return answer["result"]
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([from_browser_r], [], [], left)[0]:
+                    raise RuntimeError(f"Chromium did not answer {method}")
+                chunk = os.read(from_browser_r, 1 << 20)
+                if not chunk:
+                    raise RuntimeError("Chromium closed the DevTools pipe")
+                buffer += chunk
+
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                pages = [t for t in call("Target.getTargets")["targetInfos"] if t["type"] == "page"]
+                if pages or time.monotonic() > deadline:
+                    break
+                time.sleep(0.3)
+            session = call("Target.attachToTarget", targetId=pages[0]["targetId"],
+                           flatten=True)["sessionId"]
+            while True:
+                result = call("Runtime.evaluate", session, expression=_DEEP_TEXT_JS,
+                              returnByValue=True)["result"]
+                page = json.loads(result.get("value") or '{"text": "", "images": []}')
+                if ready(page) or time.monotonic() > deadline:
+                    return page
+                time.sleep(1)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+            os.close(to_browser_w)
+            os.close(from_browser_r)

@@ -213,7 +213,10 @@ def test_report_writes_pngs_and_a_self_contained_html(compared, tmp_path):
     assert "http://" not in page and "https://" not in page  # self-contained
     for activation in ACTIVATIONS:
         metrics = read_json(root / activation / "metrics.json")
-        assert f"<td>{activation}</td><td>{activation}</td><td>mnist</td><td>4</td>" \
+        resolved = read_json(root / activation / "config.json")["resolved"]
+        assert f"<td>{activation}</td><td>{activation}</td><td>mnist</td>" \
+               f"<td>{resolved['norm']}</td><td>{resolved['init']}</td>" \
+               f"<td>{resolved['dropout_kind']} 0.1</td><td>4</td>" \
                f"<td>{metrics['test_accuracy']:.2%}</td>" in page
     # SELU, ReLU, LeakyReLU order.
     assert [page.index(f"<tr><td>{a}</td>") for a in ACTIVATIONS] == \
@@ -232,8 +235,8 @@ def test_report_finds_nested_runs_and_marks_unfinished_ones(compared, tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"2 run(s): mnist/{ACTIVATIONS[0]}-1, mnist/{unfinished}-1")
     page = (logs / "report" / "report.html").read_text()  # the default output folder
-    assert f"<tr><td>mnist/{unfinished}-1</td><td>{unfinished}</td><td>mnist</td>" \
-           f"<td>4 (unfinished)</td>" in page
+    assert f"<tr><td>mnist/{unfinished}-1</td><td>{unfinished}</td><td>mnist</td>" in page
+    assert "<td>4 (unfinished)</td>" in page
     assert all((logs / "report" / name).stat().st_size > 0 for name in FIGURES)
 
 
