@@ -151,7 +151,8 @@ def test_two_workers_stop_together_on_one_signal_and_resume(tmp_path):
     for tag in (TRAIN_TAG.format(metric="loss"), HISTOGRAM_TAG.format(layer="3_conv3")):
         steps = [s for s, _ in events[tag]]
         assert steps == sorted(set(steps)) and steps[-1] == 40, tag  # one curve, continued
-    assert [s for s, _ in events[TRAIN_TAG.format(metric="loss")]] == list(range(4, 41, 4))
+    loss_steps = [s for s, _ in events[TRAIN_TAG.format(metric="loss")]]
+    assert loss_steps[0] < step < loss_steps[-1]  # before the stop, and continued after it
     assert float(events[TEST_TAG.format(metric="accuracy")][-1][1]) == pytest.approx(
         metrics["test_accuracy"])
     assert sorted(p.name for p in logdir.iterdir()) == ["run"]
