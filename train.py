@@ -218,7 +218,7 @@ def train(cfg, resume_dir=None):
         run_dir = resume_dir if chief else distribute.worker_folder()
         start_step = int(model.optimizer.iterations.numpy())  # config.json stays as the run wrote it
     distribute.prepare_fit(model, strategy, probe_batch, data.y_test[:training.PROBE_SIZE])
-    shown_dir = run_dir if chief else (resume_dir or "the chief's run folder")  # workers write a temp copy
+    shown_dir = run_dir if chief else (resume_dir or "RUN_DIR (the chief's)")  # workers write a temp copy
     print(f"run folder: {shown_dir}  ({distribute.describe(strategy)}; {cfg.dataset}, {cfg.activation}: norm={norm}, init={init}, "
           f"dropout={dropout_kind} {cfg.dropout}; {cfg.optimizer} "
           f"{', '.join(f'{k}={v:g}' for k, v in optimizer_settings(cfg).items())}; {n_train} training images, "

@@ -14,7 +14,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from avh.config import UsageError
-from avh.training import StopRequests
+from avh.training import Interrupted, StopRequests
 
 STRATEGIES = ("auto", "one", "mirrored", "multiworker")
 # Tests on a CPU-only machine: split the CPU into this many logical devices, so that
@@ -149,11 +149,12 @@ class AgreedStopRequests(StopRequests):
         self._agree = agree
 
     def check(self):
+        # Decide on the agreed counts only: a signal landing during the all-reduce must wait for
+        # the next check on this worker too, or it would stop one step before the others.
         had = tf.constant([float(self.signum == s) for s in self.SIGNALS])
         counts = self._agree(had).numpy()
-        if self.signum is None and counts.any():
-            self.signum = self.SIGNALS[-1] if counts[-1] else self.SIGNALS[0]
-        super().check()
+        if counts.any():
+            raise Interrupted(self.SIGNALS[-1] if counts[-1] else self.SIGNALS[0])
 
 
 def prepare_fit(model, strategy, x, y):
