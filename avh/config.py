@@ -14,7 +14,7 @@ PARTIAL_CHECKPOINT = ".checkpoint-partial.keras"  # written first, renamed when 
 # the measurements in the README ("Choosing the optimizer").
 OPTIMIZERS = {
     "adam": {"learning_rate": 1e-3},
-    "sgd": {"learning_rate": 0.05, "momentum": 0.0},
+    "sgd": {"learning_rate": 0.01, "momentum": 0.9},
 }
 
 

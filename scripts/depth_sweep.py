@@ -2,7 +2,8 @@
 SELU (LeCun init, AlphaDropout) against ReLU with batch norm and ReLU without, trained the same
 way; every run logs its activations through ActivationSummaries, and report.py draws the sweep.
 
-    python scripts/depth_sweep.py --dataset mnist --data-dir ../shared/data/mnist --root /tmp/depth
+    python scripts/depth_sweep.py --dataset mnist --data-dir ../shared/data/mnist --root /tmp/depth \
+        --learning-rate 0.05 --momentum 0
     python scripts/report.py /tmp/depth        # depth.png: loss curves and per-layer std
 
 It writes only under --root, one run folder per (depth, variant).
@@ -37,6 +38,7 @@ def build_parser():
     add("--optimizer", choices=("adam", "sgd"), default="sgd",
         help="the paper trained with SGD (default: sgd)")
     add("--learning-rate", type=float, help="default: the app's default for the optimizer")
+    add("--momentum", type=float, help="SGD's momentum (default: the app's)")
     add("--dropout", type=float, default=0.05, help="after every hidden layer (default: 0.05)")
     add("--summary-every", type=int, default=25)
     add("--seed", type=int, default=0)
@@ -50,6 +52,14 @@ def main(argv=None):
            if getattr(args, name) <= 0] + (["--depths must be positive"] if min(args.depths) < 1 else [])
     if bad:
         print(f"error: {bad[0]}", file=sys.stderr)
+        return 2
+    from avh.config import Config, UsageError, check_config
+
+    try:
+        check_config(Config(optimizer=args.optimizer, learning_rate=args.learning_rate,
+                            momentum=args.momentum, dropout=args.dropout))
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
         return 2
     if root.exists() and any(root.iterdir()):
         print(f"error: --root {root} exists and is not empty; choose a new folder", file=sys.stderr)
@@ -108,7 +118,8 @@ def train_one(args, data, depth, variant, run_dir):
     keras.utils.clear_session()
     keras.utils.set_random_seed(args.seed)
     cfg = Config(dataset=args.dataset, activation=activation, batch_size=args.batch_size,
-                 optimizer=args.optimizer, learning_rate=args.learning_rate, seed=args.seed,
+                 optimizer=args.optimizer, learning_rate=args.learning_rate,
+                 momentum=args.momentum, seed=args.seed,
                  norm=norm, init=init, dropout=args.dropout, dropout_kind=dropout_kind,
                  max_steps=args.steps, summary_every=args.summary_every)
     mean, std = training.channel_stats(data.x_train)

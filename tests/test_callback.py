@@ -8,7 +8,7 @@ from avh.quiet import import_tensorflow
 tf, keras = import_tensorflow()
 
 from avh.events import read_events  # noqa: E402
-from avh.summaries import ActivationSummaries, histogram_buckets  # noqa: E402
+from avh.summaries import HISTOGRAM_BUCKETS, ActivationSummaries, histogram_buckets  # noqa: E402
 from avh.tags import (HISTOGRAM_TAG, MOMENT_MAP_TAG, MOMENT_STATS, MOMENT_TAG, PLOT_TAG,  # noqa: E402
                       STAT_TAG, STATS)
 
@@ -57,7 +57,7 @@ def test_keras_docs_convnet_gets_every_activation_layer_every_n_steps(tmp_path):
         assert_logged(events, layer, [0, 4, 8, 12])
     # The histogram holds every probe value: 16 images x 26 x 26 x 32 channels.
     _, buckets = events[HISTOGRAM_TAG.format(layer="conv2d")][-1]
-    assert buckets.shape == (30, 3) and buckets[:, 2].sum() == 16 * 26 * 26 * 32
+    assert buckets.shape == (HISTOGRAM_BUCKETS, 3) and buckets[:, 2].sum() == 16 * 26 * 26 * 32
     # The stats are those of the layer's real output on the probe batch at the last step.
     probe = keras.Model(model.inputs[0], model.get_layer("conv2d").output)
     out = probe(x[:16], training=False).numpy()
@@ -189,7 +189,7 @@ def test_constructor_validates_its_arguments(kwargs, message):
 def test_histogram_buckets_count_every_value_in_tensorboards_layout(values):
     values = np.asarray(values, np.float32)
     buckets = histogram_buckets(tf.constant(values)).numpy()
-    assert buckets.shape == (30, 3) and buckets.dtype == np.float64
+    assert buckets.shape == (HISTOGRAM_BUCKETS, 3) and buckets.dtype == np.float64
     assert buckets[:, 2].sum() == len(values)
     assert np.all(buckets[1:, 0] == buckets[:-1, 1])  # contiguous edges
     assert buckets[0, 0] == pytest.approx(values.min())

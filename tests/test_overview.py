@@ -105,6 +105,7 @@ def summaries(run_dir):
             for value in event.summary.value]
 
 
+@pytest.mark.slow  # needs the three train.py runs
 def test_each_run_logs_its_resolved_settings_once_as_hparams(root):
     for activation in ACTIVATIONS:
         starts = [(step, value) for step, tag, value in summaries(root / activation)
@@ -121,6 +122,7 @@ def test_each_run_logs_its_resolved_settings_once_as_hparams(root):
         assert logged["total_steps"] == STEPS
 
 
+@pytest.mark.slow  # needs the three train.py runs
 def test_custom_scalars_layout_names_the_logged_layers_and_config_is_text(root):
     values = {tag: value for _, tag, value in summaries(root / "selu")}
     layout = layout_pb2.Layout.FromString(tf.make_ndarray(values["custom_scalars__config__"].tensor).item())
@@ -135,6 +137,7 @@ def test_custom_scalars_layout_names_the_logged_layers_and_config_is_text(root):
     assert "| resolved.init | lecun_normal |" in text
 
 
+@pytest.mark.slow  # needs the three train.py runs
 def test_short_runs_log_a_point_per_step_and_the_full_test_set_at_the_end(root):
     events = read_events(root / "relu")
     for metric in ("loss", "accuracy"):
