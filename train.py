@@ -29,7 +29,7 @@ import tfplot
 
 import datasets
 import ops
-from avh import curves, overview, runfolder, training
+from avh import curves, distribute, overview, runfolder, training
 from avh.config import (CHECKPOINT, OPTIMIZERS, Config, UsageError, check_config, load_config,
                         optimizer_settings)
 from avh.events import last_logged_steps
@@ -91,6 +91,9 @@ def build_parser():
     add("--jit", action="store_true", help="compile the training step with XLA (default: Keras' choice)")
     add("--mixed-precision", action="store_true",
         help="compute in float16 on a GPU, bfloat16 on a CPU (logged activations stay float32)")
+    add("--strategy", choices=distribute.STRATEGIES,
+        help="auto: every GPU when there are several (mirrored), else one device; multiworker: "
+             "the machines in TF_CONFIG. --batch-size stays the global batch (default: auto)")
     add("--resume", metavar="RUN_DIR", help="continue RUN_DIR from its last checkpoint with its saved settings")
     p.error = _usage_error
     return p
@@ -110,12 +113,13 @@ def parse_args(argv=None):
     if resume is None:
         cfg = Config(**given)
     else:
-        extra = sorted(set(given) - {"data_dir"})
+        extra = sorted(set(given) - {"data_dir", "strategy"})  # the hardware may have changed
         if extra:
             flags = ", ".join("--" + name.replace("_", "-") for name in extra)
             raise UsageError(f"--resume continues with the run's saved settings; drop {flags}")
         cfg = load_config(resume)
         cfg.data_dir = given.get("data_dir", cfg.data_dir)
+        cfg.strategy = given.get("strategy", cfg.strategy)
     check_config(cfg)
     bad = [k for k in cfg.plot_layers if not 1 <= k <= len(LAYERS)]
     if bad:
@@ -177,10 +181,13 @@ def train(cfg, resume_dir=None):
         if damage:
             raise UsageError(f"--resume {resume_dir}: its checkpoint {resume_dir / CHECKPOINT} is "
                              f"{damage}; it cannot be resumed")
+    norm, init, dropout_kind = ops.resolve(cfg.activation, cfg.norm, cfg.init, cfg.dropout_kind)
+    strategy = distribute.make_strategy(cfg.strategy)  # before anything else creates devices
+    chief = distribute.is_chief(strategy)  # the only process that writes the run folder
+    if resume_dir is not None and chief:
         # Held until the process ends (a kill releases it): one process per run folder.
         run_lock = runfolder.lock(resume_dir)
         load_config(resume_dir)  # again, under the lock: the other process may have finished it
-    norm, init, dropout_kind = ops.resolve(cfg.activation, cfg.norm, cfg.init, cfg.dropout_kind)
     keras.utils.set_random_seed(cfg.seed)
     if cfg.mixed_precision:
         gpu = bool(tf.config.list_physical_devices("GPU"))
@@ -198,21 +205,24 @@ def train(cfg, resume_dir=None):
     mean, std = training.channel_stats(data.x_train)
     train_batches, test_batches, standardise = training.input_pipeline(
         data, mean, std, cfg.batch_size, cfg.seed)
+    train_batches, test_batches = distribute.shard_by_batch(train_batches), distribute.by_batch(test_batches)
     probe_batch = standardise(data.x_test[:training.PROBE_SIZE])
 
     # -------------------------------------------------------------------------
     # Model: new, or the checkpoint of the run being resumed.
 
     if resume_dir is None:
-        model = build_model(data.image_shape, data.num_classes, datasets.conv_filters(cfg.dataset),
-                            cfg.activation, norm, init, dropout_kind, cfg.dropout)
-        training.compile_model(model, cfg, total_steps)
-        run_dir = create_run_dir(cfg)
+        with strategy.scope():  # variables mirrored on every replica
+            model = build_model(data.image_shape, data.num_classes, datasets.conv_filters(cfg.dataset),
+                                cfg.activation, norm, init, dropout_kind, cfg.dropout)
+            training.compile_model(model, cfg, total_steps)
+        run_dir = create_run_dir(cfg) if chief else distribute.worker_folder()
         run_lock = runfolder.lock(run_dir)
         start_step = 0
         write_config(run_dir, {
             **dataclasses.asdict(cfg),
             "resolved": {"norm": norm, "init": init, "dropout_kind": dropout_kind,
+                         "strategy": distribute.describe(strategy),
                          "dtype_policy": keras.config.dtype_policy().name,
                          "optimizer": {"name": cfg.optimizer, **optimizer_settings(cfg)}},
             "data": {"train_examples": n_train, "test_examples": len(data.x_test),
@@ -224,16 +234,19 @@ def train(cfg, resume_dir=None):
                          "numpy": np.__version__},
         })
     else:
-        run_dir = resume_dir
-        # A copy of a run folder resumes as itself: every path printed names the copy.
-        cfg.logdir, cfg.run_name = str(run_dir.parent), run_dir.name
         try:
-            model = keras.models.load_model(run_dir / CHECKPOINT)
+            with strategy.scope():
+                model = keras.models.load_model(resume_dir / CHECKPOINT)
         except Exception as err:  # Keras raises many kinds for a damaged file
-            raise UsageError(f"cannot load {run_dir / CHECKPOINT}: damaged or incomplete checkpoint "
-                             f"({err})".splitlines()[0])
-        start_step = int(model.optimizer.iterations)  # config.json stays as the run wrote it
-    print(f"run folder: {run_dir}  ({cfg.dataset}, {cfg.activation}: norm={norm}, init={init}, "
+            raise UsageError(f"cannot load {resume_dir / CHECKPOINT}: damaged or incomplete "
+                             f"checkpoint ({err})".splitlines()[0])
+        run_dir = resume_dir if chief else distribute.worker_folder()
+        # A copy of a run folder resumes as itself: every path printed names the copy.
+        cfg.logdir, cfg.run_name = str(resume_dir.parent), resume_dir.name
+        start_step = int(model.optimizer.iterations.numpy())  # config.json stays as the run wrote it
+    distribute.prepare_fit(model, strategy, probe_batch, data.y_test[:training.PROBE_SIZE])
+    shown_dir = run_dir if chief else (resume_dir or "RUN_DIR (the chief's)")  # workers write a temp copy
+    print(f"run folder: {shown_dir}  ({distribute.describe(strategy)}; {cfg.dataset}, {cfg.activation}: norm={norm}, init={init}, "
           f"dropout={dropout_kind} {cfg.dropout}; {cfg.optimizer} "
           f"{', '.join(f'{k}={v:g}' for k, v in optimizer_settings(cfg).items())}; {n_train} training images, "
           f"{steps_per_epoch} steps/epoch, {total_steps} steps)")
@@ -250,7 +263,7 @@ def train(cfg, resume_dir=None):
     on_disk, test_on_disk = last_logged_steps(run_dir) if resume_dir else (None, None)
     writer = training.summary_writer(run_dir)
     writer.set_as_default()  # for the whole run: leaving `with writer.as_default()` would flush
-    stop = training.StopRequests()
+    stop = distribute.stop_requests(strategy)
     activations = ActivationSummaries(
         probe_batch, writer=writer, every=cfg.summary_every, layers=list(LAYERS), numbered=True,
         figure_layers=[LAYERS[k - 1] for k in cfg.plot_layers], log_on_train_end=False)
@@ -306,11 +319,11 @@ def train(cfg, resume_dir=None):
         }
         training.write_json(run_dir / "metrics.json", metrics)
     except Interrupted as stopped:
-        step = int(model.optimizer.iterations)
+        step = int(model.optimizer.iterations.numpy())
         activations.close()
         checkpointer.save(step)
         print(f"\nstopped by {stopped} at step {step}; checkpoint saved. Resume with:\n"
-              f"  python {sys.argv[0]} --resume {run_dir}", file=sys.stderr)
+              f"  python {sys.argv[0]} --resume {shown_dir}", file=sys.stderr)
         return 128 + stopped.signum
     except Diverged as err:
         activations.close()
@@ -321,7 +334,7 @@ def train(cfg, resume_dir=None):
         stop.uninstall()
     speed = f", {metrics['examples_per_sec']:.0f} examples/s" if metrics["examples_per_sec"] else ""
     print(f"done: {step} steps, test accuracy {result['accuracy']:.2%}{speed}. "
-          f"TensorBoard: tensorboard --logdir {run_dir.parent}")
+          + (f"TensorBoard: tensorboard --logdir {run_dir.parent}" if chief else "(the chief wrote the logs)"))
     if stop.signum is not None:  # too late to stop: only the last writes were left
         print(f"{signal.Signals(stop.signum).name} came after the final evaluation; "
               f"the run finished", file=sys.stderr)

@@ -43,6 +43,7 @@ class Config:
     checkpoint_every: int = 500
     jit: bool = False
     mixed_precision: bool = False
+    strategy: str = "auto"                # avh.distribute.STRATEGIES; --resume may change it
 
 
 class UsageError(Exception):

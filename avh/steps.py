@@ -17,7 +17,7 @@ class StepCallback(keras.callbacks.Callback):
 
     def read_step(self):
         """The optimizer's step now (a read of its variable: use at boundaries only)."""
-        return int(self.model.optimizer.iterations)
+        return int(self.model.optimizer.iterations.numpy())  # int() fails on a MirroredVariable
 
     def global_step(self, batch):
         """The optimizer step that batch `batch` (Keras' index within the epoch; the last of
