@@ -172,24 +172,33 @@ def run_colours(runs):
     return colours
 
 
-def plot_stats(runs, path):
+def plot_stats(runs, path, by_seed=False):
     """One row per layer: mean and std of its activations on the probe batch over training,
-    one line per run, the SELU targets 0 and 1 dashed."""
+    one line per run (by_seed: per seed group, its mean with a band from its lowest to its
+    highest seed), the SELU targets 0 and 1 dashed."""
+    lines = ([(name, members, group_colour(members)) for name, members in seed_groups(runs).items()]
+             if by_seed else [(run.label, [run], face) for run, face in zip(runs, run_colours(runs))])
     fig = Figure(figsize=(11, 2.1 * len(LAYERS) + 0.8), layout="constrained")
     axes = fig.subplots(len(LAYERS), len(STAT_TARGETS), sharex=True, squeeze=False)
     for row, k in enumerate(range(1, len(LAYERS) + 1)):
         for col, (stat, target) in enumerate(STAT_TARGETS.items()):
             ax = axes[row, col]
             ax.axhline(target, color="0.35", ls="--", lw=1)
-            for run, face in zip(runs, run_colours(runs)):
-                steps, values = run.series(STAT_TAG.format(layer=layer_tag(k), stat=stat))
-                ax.plot(steps, values, marker=".", ms=4, color=face, label=run.label)
+            tag = STAT_TAG.format(layer=layer_tag(k), stat=stat)
+            for label, members, face in lines:
+                if len(members) > 1:
+                    steps, values, low, high = seeds.band([run.series(tag) for run in members])
+                    ax.fill_between(steps, low, high, color=face, alpha=0.25, lw=0)
+                    label = f"{label} (mean of {len(members)} seeds, band: min-max)"
+                else:
+                    steps, values = members[0].series(tag)
+                ax.plot(steps, values, marker=".", ms=4, color=face, label=label)
             ax.set_title(f"{layer_tag(k)}: {stat} (SELU target {target:g})", fontsize=10)
             ax.grid(alpha=0.3)
     for ax in axes[-1]:
         ax.set_xlabel("step")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    _legend(fig, axes[0, 0], len(runs))
+    _legend(fig, axes[0, 0], len(lines))
     fig.savefig(path, dpi=DPI)
 
 
@@ -569,30 +578,6 @@ def group_colour(members):
     return ACTIVATION_COLOURS.get(members[0].activation, OTHER_COLOUR)
 
 
-def plot_stats_by_seed(runs, path):
-    """plot_stats with one mean line per group and a band from its lowest to its highest seed."""
-    groups = seed_groups(runs)
-    fig = Figure(figsize=(11, 2.1 * len(LAYERS) + 0.8), layout="constrained")
-    axes = fig.subplots(len(LAYERS), len(STAT_TARGETS), sharex=True, squeeze=False)
-    for row, k in enumerate(range(1, len(LAYERS) + 1)):
-        for col, (stat, target) in enumerate(STAT_TARGETS.items()):
-            ax = axes[row, col]
-            ax.axhline(target, color="0.35", ls="--", lw=1)
-            for name, members in groups.items():
-                tag = STAT_TAG.format(layer=layer_tag(k), stat=stat)
-                steps, mean, low, high = seeds.band([run.series(tag) for run in members])
-                ax.fill_between(steps, low, high, color=group_colour(members), alpha=0.25, lw=0)
-                ax.plot(steps, mean, marker=".", ms=4, color=group_colour(members),
-                        label=f"{name} (mean of {len(members)} seeds, band: min-max)")
-            ax.set_title(f"{layer_tag(k)}: {stat} (SELU target {target:g})", fontsize=10)
-            ax.grid(alpha=0.3)
-    for ax in axes[-1]:
-        ax.set_xlabel("step")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    _legend(fig, axes[0, 0], len(groups))
-    fig.savefig(path, dpi=DPI)
-
-
 def plot_histograms_by_seed(runs, path):
     """One panel per group and layer (3 and 4): the seeds' last histograms pooled (their
     densities averaged on common bins), N(0, 1) dashed."""
@@ -625,7 +610,7 @@ def plot_histograms_by_seed(runs, path):
     fig.savefig(path, dpi=DPI)
 
 
-SEED_FIGURES = {"stats.png": plot_stats_by_seed, "histograms.png": plot_histograms_by_seed}
+SEED_FIGURES = {"stats.png": lambda runs, path: plot_stats(runs, path, by_seed=True), "histograms.png": plot_histograms_by_seed}
 SEED_TABLE_HEADER = ("group", "activation", "dataset", "seeds", "steps", "test accuracy",
                      "test loss")
 
