@@ -30,6 +30,7 @@ import tfplot
 import datasets
 import ops
 from avh import curves, distribute, overview, runfolder, training
+from avh.cli import usage_error
 from avh.config import (CHECKPOINT, OPTIMIZERS, Config, UsageError, check_config, load_config,
                         optimizer_settings)
 from avh.events import last_logged_steps
@@ -95,13 +96,8 @@ def build_parser():
         help="auto: every GPU when there are several (mirrored), else one device; multiworker: "
              "the machines in TF_CONFIG. --batch-size stays the global batch (default: auto)")
     add("--resume", metavar="RUN_DIR", help="continue RUN_DIR from its last checkpoint with its saved settings")
-    p.error = _usage_error
+    p.error = usage_error
     return p
-
-
-def _usage_error(message):
-    print(f"error: {message} (see --help)", file=sys.stderr)
-    sys.exit(2)
 
 
 def parse_args(argv=None):

@@ -6,6 +6,8 @@ import json
 import math
 from pathlib import Path
 
+from avh.cli import UsageError  # settings raise it; train.py imports it from here
+
 CHECKPOINT = "checkpoint.keras"
 PARTIAL_CHECKPOINT = ".checkpoint-partial.keras"  # written first, renamed when complete
 
@@ -46,8 +48,6 @@ class Config:
     strategy: str = "auto"                # avh.distribute.STRATEGIES; --resume may change it
 
 
-class UsageError(Exception):
-    """Bad input from the user: printed as one line, exit code 2."""
 
 
 def check_config(cfg):

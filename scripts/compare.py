@@ -25,6 +25,7 @@ sys.path.insert(0, str(REPO_ROOT))
 import datasets  # noqa: E402  (numpy only: cheap)
 import ops  # noqa: E402  (no TensorFlow at import)
 from avh import runfolder  # noqa: E402  (no TensorFlow)
+from avh.cli import UsageError, usage_error  # noqa: E402
 
 TRAIN = REPO_ROOT / "train.py"
 # compare.py sets these for every run; a pass-through copy would put the runs elsewhere.
@@ -32,10 +33,6 @@ OWN_TRAIN_FLAGS = ("--activation", "--logdir", "--run-name", "--resume")
 BAD_INPUT = 2               # train.py's exit status for a bad flag or unreadable data
 TENSORBOARD_START_SECONDS = 120
 STATUS_WORDS = {0: "ok", 1: "failed", 2: "bad input", 130: "interrupted", 143: "interrupted"}
-
-
-class UsageError(Exception):
-    """Bad input from the user: printed as one line, exit code 2."""
 
 
 def build_parser():
@@ -61,13 +58,8 @@ def build_parser():
         help="run one at a time on each of these GPUs (CUDA_VISIBLE_DEVICES per run), all busy at once")
     add("--port", type=int, default=6006, help="TensorBoard port on 127.0.0.1 (default: 6006)")
     add("--no-tensorboard", action="store_true", help="do not start TensorBoard when the runs end")
-    p.error = lambda message: _usage_error(message)
+    p.error = usage_error
     return p
-
-
-def _usage_error(message):
-    print(f"error: {message} (see --help)", file=sys.stderr)
-    sys.exit(2)
 
 
 def parse_args(argv=None):

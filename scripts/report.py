@@ -24,6 +24,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from avh import seeds  # noqa: E402
+from avh.cli import UsageError, usage_error  # noqa: E402
 from avh.quiet import quiet_stderr  # noqa: E402
 
 # TensorBoard's event reader and model.py load TensorFlow: with its start-up notes silenced,
@@ -49,10 +50,6 @@ ACTIVATION_COLOURS = {"selu": "#1f77b4", "relu": "#ff7f0e", "lrelu": "#2ca02c", 
 OTHER_COLOUR = "#7f7f7f"
 # Settings that may differ between runs without spoiling the comparison.
 PER_RUN_SETTINGS = {"activation", "run_name", "logdir", "data_dir", "resolved", "versions", "data"}
-
-
-class UsageError(Exception):
-    """Bad input from the user: printed as one line, exit code 2."""
 
 
 @dataclass
@@ -662,13 +659,8 @@ def build_parser():
     p.add_argument("logroot", metavar="LOGROOT",
                    help="a TensorBoard root: run folders (config.json + events) at any depth")
     p.add_argument("-o", "--out", metavar="OUT", help="output folder (default: LOGROOT/report)")
-    p.error = lambda message: _usage_error(message)
+    p.error = usage_error
     return p
-
-
-def _usage_error(message):
-    print(f"error: {message} (see --help)", file=sys.stderr)
-    sys.exit(2)
 
 
 def main(argv=None):
