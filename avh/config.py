@@ -48,8 +48,6 @@ class Config:
     strategy: str = "auto"                # avh.distribute.STRATEGIES; --resume may change it
 
 
-
-
 def check_config(cfg):
     """UsageError naming the flag for a value no run can use."""
     positive = {"epochs": cfg.epochs, "batch_size": cfg.batch_size,
