@@ -327,7 +327,8 @@ def serve(root, port, interrupts):
         print(f"error: {err}. Serve the runs yourself: tensorboard --logdir {root}", file=sys.stderr)
         return False
     if interrupts.signum is None:  # else watch() has passed the signal on already
-        print(f"TensorBoard: http://127.0.0.1:{port}/  (Ctrl-C to stop)", flush=True)
+        print(f"TensorBoard: http://127.0.0.1:{port}/  (the runs overlaid: "
+              f"http://127.0.0.1:{port}/#activations; Ctrl-C to stop)", flush=True)
     server.wait()
     return True
 
