@@ -29,9 +29,11 @@ import tfplot
 
 import datasets
 import ops
-from avh import curves, overview, training
+from avh import curves, distribute, overview, runfolder, training
+from avh.cli import usage_error
 from avh.config import (CHECKPOINT, OPTIMIZERS, Config, UsageError, check_config, load_config,
                         optimizer_settings)
+from avh.events import last_logged_steps
 from avh.summaries import ActivationSummaries
 from avh.tags import TRAIN_TAG
 from avh.training import Diverged, Interrupted
@@ -93,14 +95,12 @@ def build_parser():
     add("--jit", action="store_true", help="compile the training step with XLA (default: Keras' choice)")
     add("--mixed-precision", action="store_true",
         help="compute in float16 on a GPU, bfloat16 on a CPU (logged activations stay float32)")
+    add("--strategy", choices=distribute.STRATEGIES,
+        help="auto: every GPU when there are several (mirrored), else one device; multiworker: "
+             "the machines in TF_CONFIG. --batch-size stays the global batch (default: auto)")
     add("--resume", metavar="RUN_DIR", help="continue RUN_DIR from its last checkpoint with its saved settings")
-    p.error = _usage_error
+    p.error = usage_error
     return p
-
-
-def _usage_error(message):
-    print(f"error: {message} (see --help)", file=sys.stderr)
-    sys.exit(2)
 
 
 def parse_args(argv=None):
@@ -112,12 +112,13 @@ def parse_args(argv=None):
     if resume is None:
         cfg = Config(**given)
     else:
-        extra = sorted(set(given) - {"data_dir"})
+        extra = sorted(set(given) - {"data_dir", "strategy"})  # the hardware may have changed
         if extra:
             flags = ", ".join("--" + name.replace("_", "-") for name in extra)
             raise UsageError(f"--resume continues with the run's saved settings; drop {flags}")
         cfg = load_config(resume)
         cfg.data_dir = given.get("data_dir", cfg.data_dir)
+        cfg.strategy = given.get("strategy", cfg.strategy)
     check_config(cfg)
     bad = [k for k in cfg.plot_layers if not 1 <= k <= len(LAYERS)]
     if bad:
@@ -141,8 +142,12 @@ def create_run_dir(cfg):
             return run_dir
         except FileExistsError:
             if cfg.run_name is not None:
-                raise UsageError(f"run folder {run_dir} already exists; choose another --run-name "
-                                 f"or continue it with --resume {run_dir}")
+                pid = runfolder.holder(run_dir)
+                hint = (f" (process {pid} is training it)" if pid else
+                        f" or continue it with --resume {run_dir}" if runfolder.resumable(run_dir)
+                        else "")
+                raise UsageError(f"run folder {run_dir} already exists; choose another "
+                                 f"--run-name{hint}")
         except OSError as err:
             raise UsageError(f"cannot create run folder {run_dir}: {err.strerror or err}")
     raise UsageError(f"too many runs named {candidates[0]}-*; pass --run-name")
@@ -155,13 +160,33 @@ def main(argv=None):
     except (UsageError, datasets.DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except runfolder.WriteFailed as err:
+        print(f"error: {err}", file=sys.stderr)
+        if runfolder.resumable(err.run_dir):  # (F_GETLK does not report our own lock)
+            print(f"the last complete checkpoint is kept; once the cause is fixed, resume with:\n"
+                  f"  python {sys.argv[0]} --resume {err.run_dir}", file=sys.stderr)
+        return 1
+    except Diverged as err:  # found while saving the checkpoint of a stop request
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
 
 
 def train(cfg, resume_dir=None):
+    if resume_dir is not None:
+        damage = runfolder.checkpoint_damage(resume_dir / CHECKPOINT)
+        if damage:
+            raise UsageError(f"--resume {resume_dir}: its checkpoint {resume_dir / CHECKPOINT} is "
+                             f"{damage}; it cannot be resumed")
     norm, init, dropout_kind = ops.resolve(cfg.activation, cfg.norm, cfg.init, cfg.dropout_kind)
+    strategy = distribute.make_strategy(cfg.strategy)  # before anything else creates devices
+    chief = distribute.is_chief(strategy)  # the only process that writes the run folder
+    if resume_dir is not None and chief:
+        # Held until the process ends (a kill releases it): one process per run folder.
+        run_lock = runfolder.lock(resume_dir)
+        load_config(resume_dir)  # again, under the lock: the other process may have finished it
     keras.utils.set_random_seed(cfg.seed)
     if cfg.mixed_precision:
         gpu = bool(tf.config.list_physical_devices("GPU"))
@@ -179,20 +204,24 @@ def train(cfg, resume_dir=None):
     mean, std = training.channel_stats(data.x_train)
     train_batches, test_batches, standardise = training.input_pipeline(
         data, mean, std, cfg.batch_size, cfg.seed)
+    train_batches, test_batches = distribute.shard_by_batch(train_batches), distribute.by_batch(test_batches)
     probe_batch = standardise(data.x_test[:training.PROBE_SIZE])
 
     # -------------------------------------------------------------------------
     # Model: new, or the checkpoint of the run being resumed.
 
     if resume_dir is None:
-        model = build_model(data.image_shape, data.num_classes, datasets.conv_filters(cfg.dataset),
-                            cfg.activation, norm, init, dropout_kind, cfg.dropout)
-        training.compile_model(model, cfg, total_steps)
-        run_dir = create_run_dir(cfg)
+        with strategy.scope():  # variables mirrored on every replica
+            model = build_model(data.image_shape, data.num_classes, datasets.conv_filters(cfg.dataset),
+                                cfg.activation, norm, init, dropout_kind, cfg.dropout)
+            training.compile_model(model, cfg, total_steps)
+        run_dir = create_run_dir(cfg) if chief else distribute.worker_folder()
+        run_lock = runfolder.lock(run_dir)
         start_step = 0
-        training.write_json(run_dir / "config.json", {
+        write_config(run_dir, {
             **dataclasses.asdict(cfg),
             "resolved": {"norm": norm, "init": init, "dropout_kind": dropout_kind,
+                         "strategy": distribute.describe(strategy),
                          "dtype_policy": keras.config.dtype_policy().name,
                          "optimizer": {"name": cfg.optimizer, **optimizer_settings(cfg)}},
             "data": {"train_examples": n_train, "test_examples": len(data.x_test),
@@ -204,13 +233,19 @@ def train(cfg, resume_dir=None):
                          "numpy": np.__version__},
         })
     else:
-        run_dir = resume_dir
         try:
-            model = keras.models.load_model(run_dir / CHECKPOINT)
+            with strategy.scope():
+                model = keras.models.load_model(resume_dir / CHECKPOINT)
         except Exception as err:  # Keras raises many kinds for a damaged file
-            raise UsageError(f"cannot load {run_dir / CHECKPOINT}: {err}".splitlines()[0])
-        start_step = int(model.optimizer.iterations)  # config.json stays as the run wrote it
-    print(f"run folder: {run_dir}  ({cfg.dataset}, {cfg.activation}: norm={norm}, init={init}, "
+            raise UsageError(f"cannot load {resume_dir / CHECKPOINT}: damaged or incomplete "
+                             f"checkpoint ({err})".splitlines()[0])
+        run_dir = resume_dir if chief else distribute.worker_folder()
+        # A copy of a run folder resumes as itself: every path printed names the copy.
+        cfg.logdir, cfg.run_name = str(resume_dir.parent), resume_dir.name
+        start_step = int(model.optimizer.iterations.numpy())  # config.json stays as the run wrote it
+    distribute.prepare_fit(model, strategy, probe_batch, data.y_test[:training.PROBE_SIZE])
+    shown_dir = run_dir if chief else (resume_dir or "RUN_DIR (the chief's)")  # workers write a temp copy
+    print(f"run folder: {shown_dir}  ({distribute.describe(strategy)}; {cfg.dataset}, {cfg.activation}: norm={norm}, init={init}, "
           f"dropout={dropout_kind} {cfg.dropout}; {cfg.optimizer} "
           f"{', '.join(f'{k}={v:g}' for k, v in optimizer_settings(cfg).items())}; {n_train} training images, "
           f"{steps_per_epoch} steps/epoch, {total_steps} steps)")
@@ -219,15 +254,20 @@ def train(cfg, resume_dir=None):
 
     # -------------------------------------------------------------------------
     # Callbacks, in order: NaN check, activation summaries, progress, checkpoints, stop requests.
-    # Events reach disk when a checkpoint does (see training.Checkpointer), so after a hard kill
-    # the logs end where the checkpoint does and a resumed run continues the same curves.
+    # Events reach disk just before each checkpoint (see training.Checkpointer), so after a hard
+    # kill they reach at least as far as the checkpoint, at most to the next one. A resumed run
+    # redoes the steps after its checkpoint and logs nothing that is already on disk: no summary
+    # at or before the last step in the event files, no test result at or before the last one.
 
+    on_disk, test_on_disk = last_logged_steps(run_dir) if resume_dir else (None, None)
     writer = training.summary_writer(run_dir)
     writer.set_as_default()  # for the whole run: leaving `with writer.as_default()` would flush
-    stop = training.StopRequests()
+    stop = distribute.stop_requests(strategy)
     activations = ActivationSummaries(
         probe_batch, writer=writer, every=cfg.summary_every, layers=list(LAYERS), numbered=True,
         figure_layers=[LAYERS[k - 1] for k in cfg.plot_layers], log_on_train_end=False)
+    activations.set_model(model)  # chooses the logged layers; a run resumed at its end calls no fit()
+    activations.last_step = on_disk
     # Every cadence a multiple of --steps-per-execution N: callbacks see only executions' ends.
     execution = cfg.steps_per_execution
     in_executions = lambda every: -(-every // execution) * execution
@@ -238,10 +278,9 @@ def train(cfg, resume_dir=None):
     test_subset = curves.SubsetEvaluation(model, standardise(data.x_test[:n_subset]),
                                           data.y_test[:n_subset],
                                           in_executions(curves.test_eval_every(total_steps)))
-    checkpointer = training.Checkpointer(model, run_dir, writer, cfg.checkpoint_every)
+    checkpointer = training.Checkpointer(model, run_dir, writer, cfg.checkpoint_every, probe_batch)
     checkpointer.before_flush = activations.wait_for_moments  # the step's moments go to disk too
     if resume_dir is None:  # settings, final metrics and chart layout: once per run
-        activations.set_model(model)  # chooses the logged layers, which the layout names
         overview.log_run_overview(run_dir, [tag for tag, _ in activations.layers])
     # The loss is read (a host sync) only where something is logged or saved, and at fit ends.
     nan_guard = training.NanGuard(checkpointer, every=(cfg.summary_every, progress.every,
@@ -251,23 +290,33 @@ def train(cfg, resume_dir=None):
     # -------------------------------------------------------------------------
     # Train: one fit() per epoch (a resumed run can start mid-epoch); test set at epoch ends.
 
+    def test_at(step):
+        """The test set at `step` (a stop request ends it at once), logged unless on disk."""
+        with tf.summary.record_if(test_on_disk is None or step > test_on_disk):
+            return training.evaluate(model, test_batches, step, callbacks=[stop])
+
     def at_epoch_end(step):
-        training.evaluate(model, test_batches, step)
+        test_at(step)
         stop.check()
         checkpointer.save(step)
 
     stop.install()
     try:
-        step = training.fit_epochs(model, train_batches, steps_per_epoch, start_step, total_steps,
-                                   callbacks, at_epoch_end)
+        # Summaries of steps already on disk are not logged again.
+        with tf.summary.record_if(lambda: model.optimizer.iterations > (-1 if on_disk is None
+                                                                         else on_disk)):
+            if 0 < start_step < total_steps and start_step % steps_per_epoch == 0 and (
+                    test_on_disk is None or test_on_disk < start_step):
+                at_epoch_end(start_step)  # stopped at an epoch end before its test set was done
+            step = training.fit_epochs(model, train_batches, steps_per_epoch, start_step,
+                                       total_steps, callbacks, at_epoch_end)
 
-        # Final metrics: the full test set in inference mode, never a training-mode batch.
-        activations.log(step, final=True)
-        result = training.evaluate(model, test_batches, step)
-        test_subset.log(step)
-        checkpointer.save(step)
+            # Final metrics: the full test set in inference mode, never a training-mode batch.
+            activations.log(step, final=True)
+            result = test_at(step)
+            test_subset.log(step)
         activations.close()
-        writer.flush()
+        checkpointer.save(step)
         metrics = {
             "test_accuracy": result["accuracy"], "test_loss": result["loss"], "steps": step,
             "epochs": step / steps_per_epoch, "examples_per_sec": progress.examples_per_sec(),
@@ -276,12 +325,11 @@ def train(cfg, resume_dir=None):
         }
         training.write_json(run_dir / "metrics.json", metrics)
     except Interrupted as stopped:
-        step = int(model.optimizer.iterations)
-        checkpointer.save(step)
+        step = int(model.optimizer.iterations.numpy())
         activations.close()
-        writer.flush()
+        checkpointer.save(step)
         print(f"\nstopped by {stopped} at step {step}; checkpoint saved. Resume with:\n"
-              f"  python {sys.argv[0]} --resume {run_dir}", file=sys.stderr)
+              f"  python {sys.argv[0]} --resume {shown_dir}", file=sys.stderr)
         return 128 + stopped.signum
     except Diverged as err:
         activations.close()
@@ -292,8 +340,22 @@ def train(cfg, resume_dir=None):
         stop.uninstall()
     speed = f", {metrics['examples_per_sec']:.0f} examples/s" if metrics["examples_per_sec"] else ""
     print(f"done: {step} steps, test accuracy {result['accuracy']:.2%}{speed}. "
-          f"TensorBoard: tensorboard --logdir {run_dir.parent}")
+          + (f"TensorBoard: tensorboard --logdir {run_dir.parent}" if chief else "(the chief wrote the logs)"))
+    if stop.signum is not None:  # too late to stop: only the last writes were left
+        print(f"{signal.Signals(stop.signum).name} came after the final evaluation; "
+              f"the run finished", file=sys.stderr)
     return 0
+
+
+def write_config(run_dir, config):
+    """config.json, or no run folder at all: a run that cannot write it leaves nothing behind."""
+    try:
+        training.write_json(run_dir / "config.json", config)
+    except runfolder.WriteFailed:
+        for leftover in run_dir.iterdir():
+            leftover.unlink()  # only our lock file and any partial: the folder is new
+        run_dir.rmdir()
+        raise
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ import json
 import math
 from pathlib import Path
 
+from avh.cli import UsageError  # settings raise it; train.py imports it from here
+
 CHECKPOINT = "checkpoint.keras"
 PARTIAL_CHECKPOINT = ".checkpoint-partial.keras"  # written first, renamed when complete
 
@@ -44,10 +46,7 @@ class Config:
     steps_per_execution: int = 1          # see README, Performance: chosen from measurements
     jit: bool = False
     mixed_precision: bool = False
-
-
-class UsageError(Exception):
-    """Bad input from the user: printed as one line, exit code 2."""
+    strategy: str = "auto"                # avh.distribute.STRATEGIES; --resume may change it
 
 
 def check_config(cfg):

@@ -30,3 +30,19 @@ def read_events(run_dir, want=None):
 def by_step(series):
     """{step: value} of one tag's [(step, value), ...]; a step logged twice keeps its last value."""
     return dict(series)
+
+
+def last_logged_steps(run_dir, test_prefix="test/"):
+    """(last step of any summary, last step of a `test_prefix` summary) in the run's event files,
+    None where there is none: what a resumed run must not log again. Values are not decoded."""
+    from tensorboard.backend.event_processing import event_file_loader
+
+    last = last_test = None
+    for path in event_files(run_dir):
+        for event in event_file_loader.EventFileLoader(str(path)).Load():
+            tags = [value.tag for value in event.summary.value]
+            if tags:
+                last = event.step if last is None else max(last, event.step)
+            if any(tag.startswith(test_prefix) for tag in tags):
+                last_test = event.step if last_test is None else max(last_test, event.step)
+    return last, last_test

@@ -42,7 +42,7 @@ class StepCallback(keras.callbacks.Callback):
 
     def read_step(self):
         """The optimizer's step now (a read of its variable: use at boundaries only)."""
-        return int(self.model.optimizer.iterations)
+        return int(self.model.optimizer.iterations.numpy())  # int() fails on a MirroredVariable
 
     def global_step(self, batch):
         """For an on_train_batch_end(batch) hook (which costs a host sync per step, see above):

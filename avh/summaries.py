@@ -78,7 +78,7 @@ class ActivationSummaries(StepCallback):
         self.trajectories = {}      # {tag: [(mean, variance), ...]} of SELU layers, for the map
         self.layers = []            # [(tag name, layer)], set with the model
         self.figures = None         # FigureRenderer, when figure_layers
-        self.last_step = None
+        self.last_step = None       # the last step logged (a resumed run: the last on disk)
         self._figure_data = {}      # the last logged step's, for a later final=True request
         self._probe_model = None
         self._summarise = None
@@ -121,6 +121,8 @@ class ActivationSummaries(StepCallback):
             return
         if self._probe_model is None:
             self._prepare(self.model)
+        if self.last_step is not None and step < self.last_step:
+            return  # logged before: a resumed run redoing steps whose summaries are on disk
         if self.writer is None:
             self.writer = tf.summary.create_file_writer(str(self.log_dir))
         if step != self.last_step:

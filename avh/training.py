@@ -13,6 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from avh import runfolder
 from avh.config import CHECKPOINT, PARTIAL_CHECKPOINT, optimizer_settings
 from avh.steps import StepCallback, StepCallbackList
 from avh.tags import TEST_TAG, TRAIN_TAG
@@ -101,9 +102,9 @@ def fit_epochs(model, train_batches, steps_per_epoch, start_step, total_steps, c
     return step
 
 
-def evaluate(model, test_batches, step):
+def evaluate(model, test_batches, step, callbacks=()):
     """Test loss and accuracy on the full test set in inference mode, logged at `step`."""
-    result = model.evaluate(test_batches, verbose=0, return_dict=True)
+    result = model.evaluate(test_batches, verbose=0, return_dict=True, callbacks=list(callbacks))
     for metric in ("loss", "accuracy"):
         tf.summary.scalar(TEST_TAG.format(metric=metric), result[metric], step=step)
     print(f"step {step}: test loss {result['loss']:.4f}, test accuracy {result['accuracy']:.2%}")
@@ -131,9 +132,8 @@ def channel_stats(images):
 
 
 def write_json(path, obj):
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
+    """Written whole or not at all; runfolder.WriteFailed if it cannot be."""
+    runfolder.write_durably(path, json.dumps(obj, indent=2) + "\n")
 
 
 class NanGuard(StepCallback):
@@ -169,7 +169,8 @@ class NanGuard(StepCallback):
 
 class StopRequests(keras.callbacks.Callback):
     """SIGINT/SIGTERM during training ask for a clean stop once the current step is done and
-    logged (a second Ctrl-C stops at once)."""
+    logged, or during an evaluation once the current test batch is done (a second Ctrl-C stops
+    at once)."""
 
     def __init__(self):
         super().__init__()
@@ -194,6 +195,9 @@ class StopRequests(keras.callbacks.Callback):
 
     def on_train_batch_begin(self, batch, logs=None):
         self.check()  # before the next step, not after this one: no logs, no host sync
+
+    def on_test_batch_end(self, batch, logs=None):
+        self.check()  # the test set can take longer than a scheduler's grace period
 
 
 class Progress(StepCallback):
@@ -253,33 +257,79 @@ class Progress(StepCallback):
 
 
 class Checkpointer(StepCallback):
-    """Saves model and optimizer every `every` steps: written to a partial file, then renamed,
-    so a hard kill never leaves a half-written checkpoint where --resume looks. The event log
-    is flushed right after, so the logs on disk never run ahead of the checkpoint."""
+    """Saves model and optimizer every `every` steps, events first: the event log is flushed and
+    checked on disk, then the checkpoint is written to a partial file, synced and renamed. So a
+    checkpoint on disk always has its events on disk (they may run up to one checkpoint ahead of
+    it, which a resumed run recognises), and a hard kill never leaves a half-written checkpoint
+    where --resume looks. At the last step of a fit() it leaves the save to the caller, who
+    evaluates first, so that step's logs are complete when they reach the disk."""
 
-    def __init__(self, model, run_dir, writer, every):
+    def __init__(self, model, run_dir, writer, every, probe_batch=None):
         super().__init__()
         self.set_model(model)
         self.run_dir, self.writer, self.every = run_dir, writer, every
+        self.probe_batch = probe_batch
         self.saved_step = None
         self.before_flush = lambda: None  # e.g. wait for events other threads are writing
+        self._event_file, self._checked_offset = None, 0
 
     def on_step_end(self, step):
-        if step % self.every == 0:
+        # Not at a fit's last step: the loop saves there itself, after the test set.
+        if step % self.every == 0 and not self.at_fit_end:
             self.save(step)
 
     def save(self, step):
+        """Events up to `step` durable, then the checkpoint of `step` (once per step).
+        Diverged if the model is no longer finite; runfolder.WriteFailed if a write fails."""
+        if step != self.saved_step:
+            self._check_finite(step)
+        self.flush_events(step)
         if step == self.saved_step:
             return
-        if not all(np.isfinite(w).all() for w in self.model.get_weights()):
-            raise Diverged(f"weights became non-finite by step {step}; stopped. Last good "
-                           f"checkpoint: {self.describe()}")
         partial = self.run_dir / PARTIAL_CHECKPOINT
-        self.model.save(partial)
-        os.replace(partial, self.run_dir / CHECKPOINT)
+        try:
+            self.model.save(partial)
+            runfolder.replace_durably(partial, self.run_dir / CHECKPOINT)
+        except BaseException as err:
+            partial.unlink(missing_ok=True)  # a full disk must not stay full of half a checkpoint
+            if isinstance(err, Exception):
+                raise runfolder.WriteFailed(
+                    f"cannot write the checkpoint in {self.run_dir}: "
+                    f"{runfolder.cause(err, self.run_dir)}", self.run_dir) from None
+            raise
         self.saved_step = step
+
+    def flush_events(self, step):
+        """Flush the event log and prove it reached the disk: a marker event (a SessionLog
+        CHECKPOINT, which TensorBoard does not show) written last must be there, whole."""
+        from tensorboard.compat.proto import event_pb2
+
         self.before_flush()
+
+        marker = event_pb2.Event(step=step, wall_time=time.time())
+        marker.session_log.status = event_pb2.SessionLog.CHECKPOINT
+        # tf.summary has no public call for a raw event; ImportEvent is the op it would use.
+        tf.raw_ops.ImportEvent(writer=self.writer._resource, event=marker.SerializeToString())
         self.writer.flush()
+        if self._event_file is None:
+            own = [p for p in self.run_dir.glob("events.out.tfevents.*")
+                   if f".{os.getpid()}." in p.name]
+            self._event_file = max(own, key=lambda p: p.stat().st_mtime_ns)
+        self._checked_offset = runfolder.check_events_reached_disk(
+            self._event_file, self._checked_offset,
+            lambda e: e.step == step and e.session_log.status == e.session_log.CHECKPOINT)
+
+    def _check_finite(self, step):
+        finite = all(np.isfinite(w).all() for w in self.model.get_weights())
+        what = "weights"
+        if finite and self.probe_batch is not None:
+            # Finite weights can still overflow: a "good" checkpoint must also compute.
+            outputs = self.model(self.probe_batch, training=False)
+            finite = bool(tf.reduce_all(tf.math.is_finite(tf.cast(outputs, tf.float32))))
+            what = "outputs on the probe batch"
+        if not finite:
+            raise Diverged(f"{what} became non-finite by step {step}; stopped. Last good "
+                           f"checkpoint: {self.describe()}")
 
     def describe(self):
         if self.saved_step is None and not (self.run_dir / CHECKPOINT).exists():

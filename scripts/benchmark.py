@@ -388,9 +388,10 @@ def plain_fit(dataset, data_dir, max_steps, cost_repeats, pipeline_batches, peer
     """(a): what a user would compare with. train.py's model, settings and input pipeline and one
     fit() per epoch like train.py, but no callback except a clock that measures exactly what
     train.py's examples_per_sec does: each fit() from the end of its first step to its end,
-    summed, over the steps in that time. The clock has no on_train_batch_end, so Keras dispatches the batch-end
-    callbacks asynchronously, as it does for a plain fit. Then, if `cost_repeats`, the same
-    process times one summary event and the input pipeline alone."""
+    summed, over the steps in that time. Its fit() is plain Keras, which on TensorFlow converts
+    every step's logs to floats (History). With `peer`, one of the alternatives (d) or (e) is
+    added. Then, if `cost_repeats`, the same process times one summary event, the input pipeline
+    alone, and an event against probe size and depth."""
     import resource
 
     from avh.quiet import import_tensorflow

@@ -1,12 +1,14 @@
 """Train every activation with the same settings and seed into one TensorBoard root, then serve it.
 
     python scripts/compare.py --dataset cifar10 --epochs 5 [other train.py flags]
+    python scripts/compare.py --dataset mnist --seeds 3 --jobs 2   # ROOT/ACTIVATION/seedK
 
 Flags not listed in --help go to train.py unchanged. This process only starts and watches
 others (train.py runs, TensorBoard): it must not import TensorFlow.
 """
 import argparse
 import json
+import os
 import shlex
 import signal
 import socket
@@ -22,6 +24,8 @@ sys.path.insert(0, str(REPO_ROOT))
 
 import datasets  # noqa: E402  (numpy only: cheap)
 import ops  # noqa: E402  (no TensorFlow at import)
+from avh import runfolder  # noqa: E402  (no TensorFlow)
+from avh.cli import UsageError, usage_error  # noqa: E402
 
 TRAIN = REPO_ROOT / "train.py"
 # compare.py sets these for every run; a pass-through copy would put the runs elsewhere.
@@ -29,10 +33,6 @@ OWN_TRAIN_FLAGS = ("--activation", "--logdir", "--run-name", "--resume")
 BAD_INPUT = 2               # train.py's exit status for a bad flag or unreadable data
 TENSORBOARD_START_SECONDS = 120
 STATUS_WORDS = {0: "ok", 1: "failed", 2: "bad input", 130: "interrupted", 143: "interrupted"}
-
-
-class UsageError(Exception):
-    """Bad input from the user: printed as one line, exit code 2."""
 
 
 def build_parser():
@@ -48,17 +48,18 @@ def build_parser():
                              f"(default: {' '.join(ops.COMPARED)})")
     add("--root", metavar="DIR",
         help="TensorBoard root for the runs, new or empty (default: logs/DATASET-compare-TIMESTAMP)")
+    add("--seeds", type=int, default=1, metavar="N",
+        help="train each activation with seeds 0..N-1 into ROOT/ACTIVATION/seedK, for report.py's "
+             "mean +- sd (default: 1, into ROOT/ACTIVATION with train.py's --seed)")
     add("--parallel", action="store_true",
         help="run all at once, for machines with spare cores or a GPU (default: one after another)")
+    add("--jobs", type=int, metavar="N", help="run up to N at once (default: 1, or all with --parallel)")
+    add("--gpus", metavar="I,J,...",
+        help="run one at a time on each of these GPUs (CUDA_VISIBLE_DEVICES per run), all busy at once")
     add("--port", type=int, default=6006, help="TensorBoard port on 127.0.0.1 (default: 6006)")
     add("--no-tensorboard", action="store_true", help="do not start TensorBoard when the runs end")
-    p.error = lambda message: _usage_error(message)
+    p.error = usage_error
     return p
-
-
-def _usage_error(message):
-    print(f"error: {message} (see --help)", file=sys.stderr)
-    sys.exit(2)
 
 
 def parse_args(argv=None):
@@ -71,6 +72,16 @@ def parse_args(argv=None):
         if clash:
             raise UsageError(f"compare.py chooses {' and '.join(clash)} for each run itself; "
                              f"drop {arg}")
+    if args.seeds < 1:
+        raise UsageError(f"--seeds must be 1 or more, got {args.seeds}")
+    if args.seeds > 1 and any(arg.split("=", 1)[0] == "--seed" for arg in train_args):
+        raise UsageError("--seeds N trains with seeds 0..N-1; drop --seed")
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(f"--jobs must be 1 or more, got {args.jobs}")
+    if args.gpus is not None:
+        args.gpus = [g.strip() for g in args.gpus.split(",")]
+        if not all(g.isdigit() for g in args.gpus) or len(set(args.gpus)) != len(args.gpus):
+            raise UsageError(f"--gpus takes distinct GPU numbers like 0,1; got {','.join(args.gpus)}")
     if not 0 < args.port < 65536:
         raise UsageError(f"--port must be in 1-65535, got {args.port}")
     if not args.no_tensorboard and not port_is_free(args.port):
@@ -111,15 +122,15 @@ class Child:
     each signal once, from Interrupts (a doubled SIGINT makes train.py skip its checkpoint).
     """
 
-    def __init__(self, name, cmd):
-        self.name, self.cmd = name, cmd
+    def __init__(self, name, cmd, env=None):
+        self.name, self.cmd, self.env = name, cmd, env
         self.process = None
         self._copiers = []
 
     def start(self):
         self.process = subprocess.Popen(
             self.cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-            text=True, errors="replace", bufsize=1, process_group=0)
+            text=True, errors="replace", bufsize=1, process_group=0, env=self.env)
         self._copiers = [threading.Thread(target=_copy_lines, args=(pipe, out, f"[{self.name}] "),
                                           daemon=True)
                          for pipe, out in ((self.process.stdout, sys.stdout),
@@ -178,20 +189,35 @@ class Interrupts:
         return child
 
 
-def train_command(train_args, dataset, activation, root):
+def train_command(train_args, dataset, activation, root, seed=None):
+    """train.py's command for one run: ROOT/ACTIVATION, or ROOT/ACTIVATION/seedK with a seed."""
+    name = activation if seed is None else f"{activation}/seed{seed}"
+    seed_flag = [] if seed is None else ["--seed", str(seed)]
     # -u: the output goes to a pipe, and we want each line as it is printed, not per 8 KB.
-    return [sys.executable, "-u", str(TRAIN), *train_args, "--dataset", dataset,
-            "--activation", activation, "--logdir", str(root), "--run-name", activation]
+    return [sys.executable, "-u", str(TRAIN), *train_args, *seed_flag, "--dataset", dataset,
+            "--activation", activation, "--logdir", str(root), "--run-name", name]
 
 
-def run_all(commands, parallel, interrupts):
-    """{activation: exit status, or None if it never started}. Sequentially, a Ctrl-C or a run
-    refused for bad input (same flags, same refusal) ends the sequence."""
+def training_commands(train_args, dataset, activations, root, seeds=1):
+    """{run name: command}: with several seeds, every activation's seeds before the next one."""
+    if seeds == 1:
+        return {a: train_command(train_args, dataset, a, root) for a in dict.fromkeys(activations)}
+    return {f"{a}/seed{k}": train_command(train_args, dataset, a, root, k)
+            for a in dict.fromkeys(activations) for k in range(seeds)}
+
+
+def run_all(commands, parallel, interrupts, jobs=None, gpus=None):
+    """{run name: exit status, or None if it never started}. One after another unless `parallel`
+    (all at once) or `jobs` (up to that many at once); with `gpus`, each running run has one of
+    them to itself. A Ctrl-C, or a run refused for bad input (same flags, same refusal), starts
+    no more runs."""
     status = dict.fromkeys(commands)
-    if parallel:
-        children = {a: interrupts.watch(Child(a, cmd).start()) for a, cmd in commands.items()}
-        status.update({a: child.wait() for a, child in children.items()})
-        return status
+    if gpus:
+        jobs = min(jobs or len(gpus), len(gpus))
+    elif parallel and not jobs:
+        jobs = len(commands)
+    if jobs and jobs > 1:
+        return _run_concurrently(commands, jobs, gpus or [], interrupts, status)
     for activation, cmd in commands.items():
         if interrupts.signum is not None:
             break
@@ -202,9 +228,33 @@ def run_all(commands, parallel, interrupts):
     return status
 
 
+def _run_concurrently(commands, jobs, gpus, interrupts, status):
+    pending = list(commands.items())
+    running = {}  # run name -> (Child, its GPU or None)
+    free_gpus = list(gpus)
+    while pending or running:
+        stop = interrupts.signum is not None or BAD_INPUT in status.values()
+        while pending and not stop and len(running) < jobs:
+            name, cmd = pending.pop(0)
+            gpu = free_gpus.pop(0) if gpus else None
+            env = None if gpu is None else {**os.environ, "CUDA_VISIBLE_DEVICES": gpu}
+            running[name] = (interrupts.watch(Child(name, cmd, env).start()), gpu)
+        for name, (child, gpu) in list(running.items()):
+            if not child.running():
+                status[name] = child.wait()
+                del running[name]
+                if gpu is not None:
+                    free_gpus.append(gpu)
+        if stop and not running:
+            break
+        time.sleep(0.2)
+    return status
+
+
 def summary_table(root, status):
-    """One line per activation: its exit status and the test accuracy from its metrics.json."""
-    lines = [f"{'activation':<12}{'status':<26}test accuracy"]
+    """One line per run: its exit status and the test accuracy from its metrics.json."""
+    width = max([12] + [len(name) + 2 for name in status])
+    lines = [f"{'activation':<{width}}{'status':<26}test accuracy"]
     for activation, code in status.items():
         if code is None:
             state = "not run"
@@ -218,7 +268,16 @@ def summary_table(root, status):
             accuracy = f"{metrics['test_accuracy']:.2%}"
         except (OSError, ValueError, KeyError, TypeError):
             pass
-        lines.append(f"{activation:<12}{state:<26}{accuracy}")
+        lines.append(f"{activation:<{width}}{state:<26}{accuracy}")
+    for activation, code in status.items():
+        run_dir = Path(root) / activation
+        if code in (None, 0):
+            continue
+        pid = runfolder.holder(run_dir)  # a test only: taking the lock could refuse its owner
+        if pid:
+            lines.append(f"{activation} is still being trained by process {pid}")
+        elif runfolder.resumable(run_dir):
+            lines.append(f"continue {activation} with: python {TRAIN} --resume {run_dir}")
     return "\n".join(lines)
 
 
@@ -268,7 +327,8 @@ def serve(root, port, interrupts):
         print(f"error: {err}. Serve the runs yourself: tensorboard --logdir {root}", file=sys.stderr)
         return False
     if interrupts.signum is None:  # else watch() has passed the signal on already
-        print(f"TensorBoard: http://127.0.0.1:{port}/  (Ctrl-C to stop)", flush=True)
+        print(f"TensorBoard: http://127.0.0.1:{port}/  (the runs overlaid: "
+              f"http://127.0.0.1:{port}/#activations; Ctrl-C to stop)", flush=True)
     server.wait()
     return True
 
@@ -282,9 +342,8 @@ def main(argv=None):
         return 2
     interrupts = Interrupts()
     interrupts.install()
-    commands = {a: train_command(train_args, args.dataset, a, root)
-                for a in dict.fromkeys(args.activations)}
-    status = run_all(commands, args.parallel, interrupts)
+    commands = training_commands(train_args, args.dataset, args.activations, root, args.seeds)
+    status = run_all(commands, args.parallel, interrupts, args.jobs, args.gpus)
     print(f"\nruns in {root}:\n{summary_table(root, status)}\n"
           f"figures and a report page: python {REPO_ROOT / 'scripts' / 'report.py'} {root}", flush=True)
 

@@ -23,6 +23,8 @@ from matplotlib.ticker import MaxNLocator, PercentFormatter, ScalarFormatter
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from avh import seeds  # noqa: E402
+from avh.cli import UsageError, usage_error  # noqa: E402
 from avh.quiet import quiet_stderr  # noqa: E402
 
 # TensorBoard's event reader and model.py load TensorFlow: with its start-up notes silenced,
@@ -48,10 +50,6 @@ ACTIVATION_COLOURS = {"selu": "#1f77b4", "relu": "#ff7f0e", "lrelu": "#2ca02c", 
 OTHER_COLOUR = "#7f7f7f"
 # Settings that may differ between runs without spoiling the comparison.
 PER_RUN_SETTINGS = {"activation", "run_name", "logdir", "data_dir", "resolved", "versions", "data"}
-
-
-class UsageError(Exception):
-    """Bad input from the user: printed as one line, exit code 2."""
 
 
 @dataclass
@@ -171,24 +169,33 @@ def run_colours(runs):
     return colours
 
 
-def plot_stats(runs, path):
+def plot_stats(runs, path, by_seed=False):
     """One row per layer: mean and std of its activations on the probe batch over training,
-    one line per run, the SELU targets 0 and 1 dashed."""
+    one line per run (by_seed: per seed group, its mean with a band from its lowest to its
+    highest seed), the SELU targets 0 and 1 dashed."""
+    lines = ([(name, members, group_colour(members)) for name, members in seed_groups(runs).items()]
+             if by_seed else [(run.label, [run], face) for run, face in zip(runs, run_colours(runs))])
     fig = Figure(figsize=(11, 2.1 * len(LAYERS) + 0.8), layout="constrained")
     axes = fig.subplots(len(LAYERS), len(STAT_TARGETS), sharex=True, squeeze=False)
     for row, k in enumerate(range(1, len(LAYERS) + 1)):
         for col, (stat, target) in enumerate(STAT_TARGETS.items()):
             ax = axes[row, col]
             ax.axhline(target, color="0.35", ls="--", lw=1)
-            for run, face in zip(runs, run_colours(runs)):
-                steps, values = run.series(STAT_TAG.format(layer=layer_tag(k), stat=stat))
-                ax.plot(steps, values, marker=".", ms=4, color=face, label=run.label)
+            tag = STAT_TAG.format(layer=layer_tag(k), stat=stat)
+            for label, members, face in lines:
+                if len(members) > 1:
+                    steps, values, low, high = seeds.band([run.series(tag) for run in members])
+                    ax.fill_between(steps, low, high, color=face, alpha=0.25, lw=0)
+                    label = f"{label} (mean of {len(members)} seeds, band: min-max)"
+                else:
+                    steps, values = members[0].series(tag)
+                ax.plot(steps, values, marker=".", ms=4, color=face, label=label)
             ax.set_title(f"{layer_tag(k)}: {stat} (SELU target {target:g})", fontsize=10)
             ax.grid(alpha=0.3)
     for ax in axes[-1]:
         ax.set_xlabel("step")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    _legend(fig, axes[0, 0], len(runs))
+    _legend(fig, axes[0, 0], len(lines))
     fig.savefig(path, dpi=DPI)
 
 
@@ -377,8 +384,9 @@ def write_figures(groups, out):
     for dataset, runs in groups:
         folder = out if len(groups) == 1 else out / dataset
         folder.mkdir(exist_ok=True)
+        by_seed = seeds.has_seed_groups([run.label for run in runs])
         for name, (draw, _) in FIGURES.items():
-            draw(runs, folder / name)
+            (SEED_FIGURES.get(name, draw) if by_seed else draw)(runs, folder / name)
         written.append((dataset, runs, folder))
     return written
 
@@ -390,16 +398,25 @@ def write_html(root, written, out):
     head = "".join(f"<th>{e(h)}</th>" for h in TABLE_HEADER)
     sections = []
     for dataset, runs, folder in written:
-        body = "".join("<tr>" + "".join(f"<td>{e(cell)}</td>" for cell in row) + "</tr>\n"
-                       for row in metrics_rows(runs))
-        differ = differing_settings(runs)
+        by_seed = seeds.has_seed_groups([run.label for run in runs])
+        if by_seed:  # runs of several seeds: one row per group, mean ± sd, and the verdicts
+            table_head = "".join(f"<th>{e(h)}</th>" for h in SEED_TABLE_HEADER)
+            body = "".join("<tr>" + "".join(f"<td>{e(cell)}</td>" for cell in row) + "</tr>\n"
+                           for row in seed_rows(runs))
+            body += "".join(f"<tr><td colspan={len(SEED_TABLE_HEADER)} class=note>{e(note)}</td></tr>\n"
+                            for note in seed_notes(runs))
+        else:
+            table_head = head
+            body = "".join("<tr>" + "".join(f"<td>{e(cell)}</td>" for cell in row) + "</tr>\n"
+                           for row in metrics_rows(runs))
+        differ = [d for d in differing_settings(runs) if not (by_seed and d.startswith("seed:"))]
         warning = (f"<p class=warn>These runs differ in more than the activation: "
                    f"{e('; '.join(differ))}.</p>" if differ else "")
         figures = "".join(
             f"<h3>{e(heading)}</h3>\n<img alt=\"{e(name)}\" src=\"data:image/png;base64,"
             f"{base64.b64encode((folder / name).read_bytes()).decode('ascii')}\">\n"
             for name, (_, heading) in FIGURES.items())
-        sections.append(f"<h2>{e(dataset)}: {len(runs)} run(s)</h2>\n<table><tr>{head}</tr>\n"
+        sections.append(f"<h2>{e(dataset)}: {len(runs)} run(s)</h2>\n<table><tr>{table_head}</tr>\n"
                         f"{body}</table>\n{warning}\n{figures}")
     n_runs = sum(len(runs) for _, runs, _ in written)
     page = f"""<!doctype html>
@@ -412,6 +429,7 @@ th, td {{ border: 1px solid #bbb; padding: 0.3em 0.8em; text-align: right; }}
 th:nth-child(-n+6), td:nth-child(-n+6) {{ text-align: left; }}
 img {{ max-width: 100%; }}
 .warn {{ color: #a40; }}
+td.note {{ text-align: left; }}
 </style></head>
 <body>
 <h1>Activations report</h1>
@@ -543,6 +561,96 @@ def plot_depth_sweep(runs, path):
 
 
 # -----------------------------------------------------------------------------
+# Runs of several seeds (compare.py --seeds N): one group per activation, drawn as a mean with
+# its min-max band, histograms pooled, accuracies as mean +- sd with a verdict on the spread.
+
+def seed_groups(runs):
+    """{group name: [runs]} (`selu/seed0`, `selu/seed1` -> `selu`), in the runs' order."""
+    return {name: [runs[i] for i in indices]
+            for name, indices in seeds.group_by_seed([run.label for run in runs]).items()}
+
+
+def group_colour(members):
+    """A seed group is drawn in its activation's fixed colour."""
+    return ACTIVATION_COLOURS.get(members[0].activation, OTHER_COLOUR)
+
+
+def plot_histograms_by_seed(runs, path):
+    """One panel per group and layer (3 and 4): the seeds' last histograms pooled (their
+    densities averaged on common bins), N(0, 1) dashed."""
+    groups = seed_groups(runs)
+    fig = Figure(figsize=(3.4 * len(groups) + 0.4, 3.0 * len(HISTOGRAM_LAYERS) + 0.4),
+                 layout="constrained")
+    grid = fig.subplots(len(HISTOGRAM_LAYERS), len(groups), squeeze=False)
+    for row, k in enumerate(HISTOGRAM_LAYERS):
+        layer = layer_tag(k)
+        for ax, (name, members) in zip(grid[row], groups.items()):
+            lasts = [run.last(HISTOGRAM_TAG.format(layer=layer)) for run in members]
+            buckets = [np.asarray(last[1], dtype=np.float64) for last in lasts if last is not None]
+            ax.set_title(f"{name}: {layer}, {len(buckets)} seeds pooled", fontsize=9)
+            if not buckets:
+                ax.text(0.5, 0.5, "no histogram logged", ha="center", va="center",
+                        transform=ax.transAxes)
+                continue
+            lo, hi = -4.0, 4.0
+            for b in buckets:
+                bulk_lo, bulk_hi = central_range(*b.T)
+                lo, hi = min(lo, bulk_lo), max(hi, bulk_hi)
+            edges = np.linspace(lo, hi, 61)
+            density = seeds.pooled_density(buckets, edges)
+            ax.stairs(density, edges, fill=True, color=group_colour(members), alpha=0.6)
+            x = np.linspace(lo, hi, 400)
+            ax.plot(x, np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi), "k--", lw=1, label="N(0, 1)")
+            ax.set_ylim(0, min(max(float(density.max()), 0.45), 1.2) * 1.05)
+            ax.set_xlabel("activation")
+            ax.set_ylabel("density")
+    fig.savefig(path, dpi=DPI)
+
+
+SEED_FIGURES = {"stats.png": lambda runs, path: plot_stats(runs, path, by_seed=True), "histograms.png": plot_histograms_by_seed}
+SEED_TABLE_HEADER = ("group", "activation", "dataset", "seeds", "steps", "test accuracy",
+                     "test loss")
+
+
+def seed_rows(runs):
+    """Table rows per seed group: test accuracy and loss as mean +- sd over its finished seeds."""
+    rows = []
+    for name, members in seed_groups(runs).items():
+        finished = [run.metrics for run in members if run.metrics is not None]
+        acc = seeds.summary([m.get("test_accuracy") for m in finished])
+        loss = seeds.summary([m.get("test_loss") for m in finished])
+        steps = sorted({str(m.get("steps", "?")) for m in finished}) or ["unfinished"]
+        rows.append([name, members[0].activation, str(members[0].config.get("dataset", "?")),
+                     f"{acc[2]} of {len(members)}", "/".join(steps),
+                     _mean_sd(acc, "{:.2%}"), _mean_sd(loss, "{:.4f}")])
+    return rows
+
+
+def _mean_sd(stats, fmt):
+    mean, sd, n = stats
+    if not n:
+        return "-"
+    return fmt.format(mean) + (f" ± {fmt.format(sd)}" if n > 1 else " (one seed)")
+
+
+def seed_notes(runs):
+    """One sentence per pair of groups: do their test accuracies differ by more than the seeds'
+    spread (|mean_a - mean_b| > sd_a + sd_b)? Welch's t-test p value alongside."""
+    stats = {name: seeds.summary([r.metrics.get("test_accuracy") for r in members if r.metrics])
+             for name, members in seed_groups(runs).items()}
+    names = [name for name, (_, _, n) in stats.items() if n > 1]
+    notes = []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            difference, spread, beyond, p = seeds.compare(stats[a], stats[b])
+            verdict = ("differ by more than their seed spread" if beyond else
+                       "are within their seed spread: no difference shown")
+            notes.append(f"{a} vs {b}: test accuracies {verdict} (|difference| {difference:.2%}, "
+                         f"sd sum {spread:.2%}; Welch's t-test p = {p:.2g})")
+    return notes
+
+
+# -----------------------------------------------------------------------------
 
 def build_parser():
     p = argparse.ArgumentParser(
@@ -551,13 +659,8 @@ def build_parser():
     p.add_argument("logroot", metavar="LOGROOT",
                    help="a TensorBoard root: run folders (config.json + events) at any depth")
     p.add_argument("-o", "--out", metavar="OUT", help="output folder (default: LOGROOT/report)")
-    p.error = lambda message: _usage_error(message)
+    p.error = usage_error
     return p
-
-
-def _usage_error(message):
-    print(f"error: {message} (see --help)", file=sys.stderr)
-    sys.exit(2)
 
 
 def main(argv=None):
@@ -591,6 +694,9 @@ def main(argv=None):
         print(f"error: cannot write {err.filename or out}: {err.strerror or err}", file=sys.stderr)
         return 2
     print(f"{len(runs)} run(s): {', '.join(run.label for run in runs)}")
+    for _, dataset_runs, _ in written:
+        if seeds.has_seed_groups([run.label for run in dataset_runs]):
+            print("\n".join(seed_notes(dataset_runs)))
     print(f"wrote {', '.join(str(folder / name) for _, _, folder in written for name in FIGURES)}"
           f", {out / 'report.html'}")
     return 0

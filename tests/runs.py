@@ -19,7 +19,7 @@ def train_cmd(*args):
 
 def run_train(*args, timeout=300, **kwargs):
     """Run train.py to completion; returns the CompletedProcess (text output captured)."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**kwargs.pop("env", os.environ), "PYTHONUNBUFFERED": "1"}
     return subprocess.run(train_cmd(*args), capture_output=True, text=True, timeout=timeout,
                           env=env, cwd=kwargs.pop("cwd", REPO_ROOT), **kwargs)
 
