@@ -20,7 +20,7 @@ from datasets.synthetic import write_mnist
 from model import LAYERS, layer_tag
 from ops import COMPARED as ACTIVATIONS
 from runs import read_events, read_json
-from avh.tags import HISTOGRAM_TAG, PLOT_KINDS, PLOT_TAG, STATS, TEST_TAG
+from avh.tags import HISTOGRAM_TAG, MOMENT_MAP_TAG, PLOT_KINDS, PLOT_TAG, STATS, TEST_TAG
 
 pytestmark = pytest.mark.slow  # subprocesses: train.py, compare.py, TensorBoard
 

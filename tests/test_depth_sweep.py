@@ -42,7 +42,7 @@ def test_depth_sweep_logs_every_hidden_layer_and_report_draws_it(tmp_path):
                             capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
     assert report.returncode == 0, report.stderr
     image = matplotlib.image.imread(tmp_path / "out" / "depth.png")
-    assert image.shape[0] > 500 and image.shape[1] > 600
+    assert image.shape[0] > 500 and image.shape[1] > 400  # one column: a single depth
 
 
 def test_depth_sweep_refuses_a_non_empty_root(tmp_path):
