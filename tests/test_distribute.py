@@ -3,6 +3,7 @@ and MultiWorkerMirroredStrategy with 2 worker processes on 127.0.0.1 (signals, r
 import gzip
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -104,7 +105,7 @@ def finish(workers):
     return results
 
 
-def test_two_workers_stop_together_on_one_signal_and_resume(tmp_path):
+def test_two_workers_stop_together_on_a_signal_and_resume_after_a_hard_kill(tmp_path):
     data = fixtures.write_mnist(tmp_path / "mnist", n_train=128, n_test=32)
     logdir, worker_tmp = tmp_path / "logs", tmp_path / "worker-tmp"
     worker_tmp.mkdir()
@@ -136,15 +137,39 @@ def test_two_workers_stop_together_on_one_signal_and_resume(tmp_path):
     import keras
     assert int(keras.models.load_model(run_dir / "checkpoint.keras").optimizer.iterations) == step
 
+    # Resumed, then both killed hard as soon as a new checkpoint is on disk.
+    checkpoint = run_dir / "checkpoint.keras"
+    written = checkpoint.stat().st_mtime_ns
+    workers = start_workers(["--resume", run_dir], worker_tmp)
+    try:
+        deadline = time.monotonic() + WORKER_SECONDS
+        while checkpoint.stat().st_mtime_ns == written:
+            assert time.monotonic() < deadline, "no new checkpoint in time"
+            assert all(w.poll() is None for w in workers), "a worker ended early"
+            time.sleep(0.02)
+        for w in workers:
+            w.kill()
+        for w in workers:
+            w.wait(timeout=60)
+            for f in w.files:
+                f.close()
+    finally:
+        for w in workers:
+            w.kill()
+    killed_at = int(keras.models.load_model(checkpoint).optimizer.iterations)
+    assert step < killed_at < 40 and not (run_dir / "metrics.json").exists()
+    for leftover in worker_tmp.iterdir():  # a killed worker cannot remove its temporary copy
+        shutil.rmtree(leftover)
+
     workers = start_workers(["--resume", run_dir], worker_tmp)
     try:
         results = finish(workers)
     finally:
         for w in workers:
             w.kill()
-    print(f"two workers: stop, then resume to the end: {time.monotonic() - started:.0f} s")
+    print(f"two workers: stop, kill, then resume to the end: {time.monotonic() - started:.0f} s")
     assert [code for code, _, _ in results] == [0, 0], [err[-1500:] for _, _, err in results]
-    assert f"resuming at step {step}" in results[1][1]
+    assert f"resuming at step {killed_at}" in results[1][1]
     metrics = read_json(run_dir / "metrics.json")
     assert metrics["steps"] == 40
     events = read_events(run_dir)
