@@ -259,7 +259,9 @@ def train(cfg, resume_dir=None):
     # redoes the steps after its checkpoint and logs nothing that is already on disk: no summary
     # at or before the last step in the event files, no test result at or before the last one.
 
-    on_disk, test_on_disk = last_logged_steps(run_dir) if resume_dir else (None, None)
+    # Every worker decides from the run folder itself (a non-chief writes only a temporary copy):
+    # they must all redo the same evaluations, or their collectives would not match.
+    on_disk, test_on_disk = last_logged_steps(resume_dir) if resume_dir else (None, None)
     writer = training.summary_writer(run_dir)
     writer.set_as_default()  # for the whole run: leaving `with writer.as_default()` would flush
     stop = distribute.stop_requests(strategy)
