@@ -89,12 +89,7 @@ def tensorboard(logdir, startup_timeout=60):
                 time.sleep(0.3)
         yield base
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=10)
+        stop(server)
         log.close()
 
 
@@ -183,11 +178,16 @@ def page_text(url, ready=lambda page: False, timeout=60, width=1600, height=1000
                     return page
                 time.sleep(1)
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+            stop(process)
             os.close(to_browser_w)
             os.close(from_browser_r)
+
+
+def stop(process, seconds=10):
+    """Terminate a process this module started, and kill it if it does not end in time."""
+    process.terminate()
+    try:
+        process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=seconds)
