@@ -44,11 +44,6 @@ class StepCallback(keras.callbacks.Callback):
         """The optimizer's step now (a read of its variable: use at boundaries only)."""
         return int(self.model.optimizer.iterations.numpy())  # int() fails on a MirroredVariable
 
-    def global_step(self, batch):
-        """For an on_train_batch_end(batch) hook (which costs a host sync per step, see above):
-        the step that batch `batch` (the last of an execution's) has just completed."""
-        return self._epoch_start + batch + 1
-
     @staticmethod
     def crossed(step, previous, every):
         """Whether a multiple of `every` lies in (previous, step]: the step itself when every
