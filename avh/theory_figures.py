@@ -17,7 +17,7 @@ FONT_SIZE = 10
 
 
 def draw_moment_map(ax, trajectories=(), omega=0.0, tau=1.0, activation="selu", limits=None,
-                    title=None):
+                    title=None, log_variance=False, legend_at="best"):
     """Draw the moment map g on matplotlib Axes `ax`: arrows from (mu, nu) towards g(mu, nu),
     the stable fixed point, and each trajectory.
 
@@ -25,24 +25,37 @@ def draw_moment_map(ax, trajectories=(), omega=0.0, tau=1.0, activation="selu", 
       (mean, variance) pairs in order (e.g. one layer's logged mean and std**2 over training);
     limits: ((mu_low, mu_high), (nu_low, nu_high)); by default DEFAULT_LIMITS, widened to hold
       every trajectory point.
+    log_variance: the variance on a log axis (then nu_low > 0), which keeps the fixed point's
+      neighbourhood legible beside variances of 50 (trained layers; see figures.py).
     Arrow lengths grow with the square root of the step g(mu, nu) - (mu, nu), so that both the
     slow approach near the fixed point and the big steps far from it stay visible.
     """
     trajectories = [_as_trajectory(item, i) for i, item in enumerate(trajectories)]
     (mu_low, mu_high), (nu_low, nu_high) = limits or _limits_holding(trajectories)
 
-    mu_grid, nu_grid = np.meshgrid(np.linspace(mu_low, mu_high, ARROW_GRID[0]),
-                                   np.linspace(max(nu_low, 1e-3 * nu_high), nu_high, ARROW_GRID[1]))
+    # Arrows on a grid that is even on screen, computed in axes fractions (0-1 across each axis)
+    # so that an arrow's angle on screen is the step's true direction on either variance scale;
+    # quiver gets each arrow's end in data units, which it draws right on log axes too.
+    if log_variance:
+        ax.set_yscale("log")
+        span = np.log(nu_high / nu_low)
+        to_axis, from_axis = (lambda nu: np.log(nu / nu_low) / span), (lambda y: nu_low * np.exp(y * span))
+        nu_points = np.geomspace(nu_low, nu_high, ARROW_GRID[1])
+    else:
+        to_axis = lambda nu: (nu - nu_low) / (nu_high - nu_low)
+        from_axis = lambda y: nu_low + y * (nu_high - nu_low)
+        nu_points = np.linspace(max(nu_low, 1e-3 * nu_high), nu_high, ARROW_GRID[1])
+    mu_grid, nu_grid = np.meshgrid(np.linspace(mu_low, mu_high, ARROW_GRID[0]), nu_points)
     mu_next, nu_next = theory.moment_map(mu_grid, nu_grid, omega, tau, activation)
-    # Steps in axis units, so that an arrow's angle on screen is the step's true direction.
     d_mu = (mu_next - mu_grid) / (mu_high - mu_low)
-    d_nu = (nu_next - nu_grid) / (nu_high - nu_low)
+    d_nu = to_axis(np.maximum(nu_next, 1e-9 * nu_high)) - to_axis(nu_grid)
     size = np.hypot(d_mu, d_nu)
     scale = np.sqrt(size / max(size.max(), 1e-12)) / np.maximum(size, 1e-12)
     cell = 0.9 / max(ARROW_GRID)
     ax.quiver(mu_grid, nu_grid, d_mu * scale * cell * (mu_high - mu_low),
-              d_nu * scale * cell * (nu_high - nu_low), angles="xy", scale_units="xy", scale=1,
-              color="0.6", width=0.004, headwidth=4, headlength=4.5, zorder=1)
+              from_axis(to_axis(nu_grid) + d_nu * scale * cell) - nu_grid, angles="xy",
+              scale_units="xy", scale=1, color="0.6", width=0.004, headwidth=4,
+              headlength=4.5, zorder=1)
 
     try:
         mu_star, nu_star = theory.fixed_point(omega, tau, activation)
@@ -68,7 +81,7 @@ def draw_moment_map(ax, trajectories=(), omega=0.0, tau=1.0, activation="selu", 
     ax.set_title(title or f"{activation} moment map, \u03c9 = {omega:g}, \u03c4 = {tau:g}",
                  fontsize=FONT_SIZE + 1)
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=FONT_SIZE - 1, loc="best", framealpha=0.85,
+        ax.legend(fontsize=FONT_SIZE - 1, loc=legend_at, framealpha=0.85,
                   title="\u25cb start  \u25cf end" if trajectories else None,
                   title_fontsize=FONT_SIZE - 1)
     return ax

@@ -130,6 +130,64 @@ def test_a_skipped_step_drawn_at_the_end_is_not_counted_as_skipped():
 
 
 # ---------------------------------------------------------------------------------------------
+# Figures drawn cheaply: reused figures look exactly like new ones, and their PNGs decode.
+
+def _drawn_anew_and_reused(build, first, second, **size):
+    """(the figure of `second` on a new figure, the same after `first` on a reused one)."""
+    from avh.figures import ReusedFigures
+
+    reused = ReusedFigures()
+    reused.draw("f", build, *first, **size)
+    return ReusedFigures().draw("f", build, *second, **size), reused.draw("f", build, *second, **size)
+
+
+def test_a_reused_histogram_or_map_is_pixel_for_pixel_a_new_one():
+    from avh.figure_rules import HISTOGRAM_BINS
+    from avh.figures import build_activation_map, build_histogram
+
+    rng = np.random.default_rng(0)
+    counts = lambda: rng.integers(0, 400, HISTOGRAM_BINS + 2)  # with overflow on both sides
+    new, reused = _drawn_anew_and_reused(build_histogram, (counts(), 0.1, 0.9, "3_conv3"),
+                                         (counts(), -0.2, 1.4, "3_conv3"))
+    assert new.shape == (400, 640, 4) and (new == reused).all()
+    assert len(np.unique(new.reshape(-1, 4), axis=0)) > 50  # bars, text, legend: not blank
+    maps = [(rng.normal(size=(7, 7, 64)).astype(np.float32), "3_conv3") for _ in range(2)]
+    new, reused = _drawn_anew_and_reused(build_activation_map, *maps)
+    assert (new == reused).all()
+
+
+def test_a_moment_map_redraws_its_axes_only_a_few_times_as_a_variance_climbs():
+    """Layer 5 of a SELU run on MNIST, as if trained further: mean 0 -> 3.3, variance
+    0.7 -> 270 over 11 summaries (variance on a log axis, grown by factors of 10; the mean on a
+    1-2.5-5 ladder)."""
+    from avh.figures import ReusedFigures, _limits_on_ladder, build_moment_map
+    from avh.theory_figures import FIGURE_DPI, FIGURE_INCHES
+
+    size = {"figsize": FIGURE_INCHES, "dpi": FIGURE_DPI}
+    path = [(0.33 * k, 0.7 * 1.815 ** k) for k in range(11)]
+    reused = ReusedFigures()
+    for k in range(1, len(path) + 1):
+        image = reused.draw("m", build_moment_map, [("5_fc5", path[:k])], "title", **size)
+    assert _limits_on_ladder([np.array(path)]) == ((-1.0, 5.0), (0.1, 1000.0))
+    # The first draw, then both axes grow at the tenth summary (mean to 5, variance to 1000).
+    assert reused.full_draws == 2
+    new = ReusedFigures().draw("m", build_moment_map, [("5_fc5", path)], "title", **size)
+    assert (new == image).all()
+    assert _limits_on_ladder([np.array([(-1.3, 0.05), (0.0, np.nan)])]) == ((-2.5, 3.0), (0.01, 100.0))
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_png_encoding_decodes_to_the_same_pixels(channels):
+    from avh.figures import encode_png
+
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (37, 53, channels), dtype=np.uint8)
+    image[10:20] = 255  # flat rows, as in a plot: their Up-filtered bytes are zeros
+    decoded = tf.io.decode_png(encode_png(image), channels=channels).numpy()
+    assert decoded.dtype == np.uint8 and (decoded == image).all()
+
+
+# ---------------------------------------------------------------------------------------------
 # Settings.
 
 @pytest.mark.parametrize("change, flag", [
