@@ -80,6 +80,7 @@ class ActivationSummaries(StepCallback):
         self.figures = None         # FigureRenderer, when figure_layers
         self.last_step = None       # the last step logged (a resumed run: the last on disk)
         self._figure_data = {}      # the last logged step's, for a later final=True request
+        self._step0_figures = None  # step 0's figure data, until the first step has run
         self._probe_model = None
         self._summarise = None
         self._moments_thread = None  # the moments' numpy and scalar writes, off the training thread
@@ -95,15 +96,26 @@ class ActivationSummaries(StepCallback):
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
         if self.every and self._epoch_start == 0 and self.last_step is None:
-            self.log(0, final=True)  # the initial state: what the initialisation does alone
+            # The initial state: what the initialisation does alone. Its figures (the first
+            # event builds them: ~1 s of CPU) are drawn once the first step has run, so that
+            # matplotlib does not compete with Keras building the training graph.
+            self.log(0, figures=False)
+            self._step0_figures = self._figure_data
 
     def on_step_end(self, step):
+        self._submit_step0_figures()
         # Under steps_per_execution N that does not divide `every`: the first execution end
         # after each multiple, logged under its own step.
         if self.crossed(step, self.previous_step, self.every):
             self.log(step)
 
+    def _submit_step0_figures(self):
+        if self._step0_figures is not None and self.figures is not None:
+            self.figures.submit(0, self._step0_figures, wait=True)
+        self._step0_figures = None
+
     def on_train_end(self, logs=None):
+        self._submit_step0_figures()
         if self.every and self.log_on_train_end:
             self.log(self.read_step(), final=True)
             if self.figures is not None:
@@ -114,9 +126,10 @@ class ActivationSummaries(StepCallback):
 
     # -- The work --------------------------------------------------------------------------
 
-    def log(self, step, final=False):
+    def log(self, step, final=False, figures=True):
         """Log the probe summaries of `step` (once per step) and hand its figures to the drawing
-        thread; `final` draws them now, whatever the time budget (the first and last steps)."""
+        thread; `final` draws them now, whatever the time budget (the first and last steps);
+        `figures=False` leaves them to the caller (in self._figure_data)."""
         if not self.every:
             return
         if self._probe_model is None:
@@ -147,7 +160,7 @@ class ActivationSummaries(StepCallback):
             if self.trajectories and self.figures is not None:
                 self._figure_data[moments.MOMENT_MAP_KEY] = {tag: list(points)
                                                  for tag, points in self.trajectories.items()}
-        if self.figures is not None:
+        if self.figures is not None and figures:
             self.figures.submit(step, self._figure_data, wait=final)
 
     def _log_moments(self, step, units):
@@ -164,6 +177,7 @@ class ActivationSummaries(StepCallback):
 
     def close(self):
         """Wait for moments and figures still being written (and flush the writer if it is ours)."""
+        self._submit_step0_figures()
         self.wait_for_moments()
         if self.figures is not None:
             self.figures.close()
