@@ -56,8 +56,9 @@ class Plan:
     variant_every: int = 10
     parallel: int = 1      # processes at a time: 1 for timings that mean something
     whole_steps: int = 500  # whole-process wall time: train.py on the CIFAR-10 subset
-    whole_repeats: int = 2  # best of this many, with and without summaries
+    whole_repeats: int = 3  # best of this many, with and without summaries, alternately
     executions: tuple = (1, 4, 16)  # --steps-per-execution values timed (MNIST)
+    execution_repeats: int = 2      # rounds over `executions`, for their spread
     probe_sizes: tuple = (32, 128, 512)
     depths: tuple = (6, 12, 24)  # logged layers of a deeper model, through the callback
 
@@ -66,7 +67,8 @@ class Plan:
 FULL = Plan(steps={"mnist": 1000, "cifar10": 500})
 QUICK = Plan(steps={"mnist": 20, "cifar10": 20}, scale=0.025, repeats=1, cost_repeats=2,
              pipeline_batches=10, variant_steps=10, variant_every=5, parallel=2,
-             whole_steps=20, whole_repeats=1, executions=(4,), probe_sizes=(32, 64),
+             whole_steps=20, whole_repeats=1, executions=(4,), execution_repeats=1,
+             probe_sizes=(32, 64),
              depths=(6, 12))
 # The peers: what users would add to model.fit instead of avh.
 PEERS = {"d": "tensorboard", "e": "handwritten"}
@@ -240,10 +242,11 @@ def planned_runs(plan, data_dirs, work, explain=False, subset=None):
                 runs.append(train_run(f"{dataset}-{kind}", kind, dataset, data_dir, steps, work,
                                       *flags))
     # --steps-per-execution N: cadences that every N divides
-    for n in plan.executions:
-        runs.append(train_run(f"mnist-spe{n}", f"spe{n}", "mnist", data_dirs["mnist"],
-                              plan.steps["mnist"], work, "--steps-per-execution", n,
-                              "--summary-every", 80, "--checkpoint-every", 400))
+    for repeat in range(plan.execution_repeats):
+        for n in plan.executions:
+            runs.append(train_run(f"mnist-spe{n}-{repeat}", f"spe{n}", "mnist", data_dirs["mnist"],
+                                  plan.steps["mnist"], work, "--steps-per-execution", n,
+                                  "--summary-every", 80, "--checkpoint-every", 400))
     for flag in VARIANTS:
         runs.append(train_run(f"mnist{flag[1:]}", flag, "mnist", data_dirs["mnist"],
                               plan.variant_steps, work, flag, "--summary-every", plan.variant_every))
@@ -311,7 +314,7 @@ def collect(runs, plan):
     for run in runs:
         result = dict(run.result)
         if run.kind.startswith("spe"):
-            results["executions"][int(run.kind[3:])] = result
+            results["executions"].setdefault(int(run.kind[3:]), []).append(result)
             continue
         if run.kind.startswith("whole"):
             result.update(count_figures(run.metrics.parent))
@@ -750,17 +753,22 @@ def report(results, plan):
                          f"| {peer['wall_seconds']:.0f} | {peer['peak_rss_gb']:.2f} |")
     if "whole_summary" in results:
         w = results["whole_summary"]
+        every = {k: ", ".join(f"{r['wall_seconds']:.1f}" for r in results["whole"][k])
+                 for k in ("on", "off")}
         lines += ["", f"whole process, {plan.whole_steps}-step CIFAR-10-subset run, best of "
                       f"{plan.whole_repeats}: {w['on_s']:.1f} s with default summaries, "
                       f"{w['off_s']:.1f} s with --summary-every 0: {100 * w['overhead']:+.1f}% "
-                      f"(figures at {w['figure_events']} of {w['summary_events']} summary steps; "
+                      f"(every run, in order: {every['on']} s / {every['off']} s; figures at "
+                      f"{w['figure_events']} of {w['summary_events']} summary steps; "
                       f"peak RSS {w['peak_rss_gb']:.2f} GB)"]
     if results["executions"]:
-        base = results["executions"][min(results["executions"])]["examples_per_sec"]
+        rates = {n: [r["examples_per_sec"] for r in rs] for n, rs in results["executions"].items()}
+        base = statistics.fmean(rates[min(rates)])
         lines += ["", f"--steps-per-execution N (mnist, {plan.steps['mnist']} steps, summaries every "
-                      f"80, checkpoints every 400): " + "; ".join(
-                          f"N={n}: {r['examples_per_sec']:.0f} ex/s ({r['examples_per_sec'] / base:.3f})"
-                          for n, r in sorted(results["executions"].items()))]
+                      f"80, checkpoints every 400; mean of {plan.execution_repeats} rounds, "
+                      f"range): " + "; ".join(
+                          f"N={n}: {statistics.fmean(r):.0f} ex/s ({min(r):.0f}-{max(r):.0f}), "
+                          f"{statistics.fmean(r) / base:.3f}" for n, r in sorted(rates.items()))]
     lines += ["", "one summary event against probe size and depth (histograms + stats on the "
                   "training thread, ms, no figures):"]
     for dataset, cost in costs.items():
