@@ -137,6 +137,26 @@ def test_figures_are_skipped_when_drawing_would_exceed_their_share_of_the_time()
     assert busy.renderer.skipped == 1
 
 
+def test_rebuilding_a_figure_is_not_metered_but_drawing_is():
+    """A moment map whose axes must grow rebuilds them (~150 ms, a few times a run at most):
+    that is not charged to the share, or the events after it would be skipped."""
+    busy = BusyRenderer(cpu_seconds=0.05, share=0.02)
+    plain = busy.renderer.draw_figures
+
+    def rebuilding(step, layers):
+        start = time.thread_time()
+        plain(step, layers)
+        if step == 100:  # all but a few ms of this event rebuilt a figure
+            busy.renderer.reused.build_seconds += time.thread_time() - start - 0.005
+    busy.renderer.draw_figures = rebuilding
+    busy.submit(0, at=0.0, wait=True)
+    busy.submit(100, at=1.0)   # drawn; ~5 ms charged
+    busy.submit(200, at=2.6)   # 5 + 50 ms <= 2% of 2.6 s: drawn (charged 50 ms, it would not be)
+    busy.submit(300, at=3.0)   # 55 + 50 ms > 60 ms: skipped
+    busy.renderer.close()
+    assert busy.drawn == [0, 100, 200] and busy.renderer.skipped == 1
+
+
 def test_a_skipped_step_drawn_at_the_end_is_not_counted_as_skipped():
     busy = BusyRenderer(cpu_seconds=0.02)
     busy.submit(0, at=0.0, wait=True)
