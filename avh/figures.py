@@ -41,7 +41,8 @@ TITLE_PT, TICK_PT = 16, 14
 TRAINING_MOMENT_LIMITS = ((-1.0, 3.0), (0.1, 100.0))
 OVERFLOW_WIDTH = 0.5  # of the bars outside the histogram range that hold the values beyond it
 # The peak's arrow, neither clipped to its label's box nor shrunk: clipping it cost 6 ms an event.
-PEAK_ARROW = {"arrowstyle": "->", "lw": 1, "patchA": None, "shrinkA": 0, "shrinkB": 0}
+PEAK_ARROW = {"arrowstyle": "->", "lw": 1, "patchA": None, "shrinkA": 0, "shrinkB": 0,
+              "relpos": (0.0, 0.5)}  # from the label's left edge (its leading spaces: a gap)
 _IMAGE_METADATA = image_metadata.create_summary_metadata(display_name=None, description=None)
 
 
@@ -245,8 +246,8 @@ def histogram_figure(counts, mean, std, layer):
     peak = density.max(initial=0.0)
     if peak > DENSITY_CAP:
         at = edges[np.argmax(density)] + 0.5 * np.diff(edges)[0]
-        ax.annotate(f"peak {peak:.1f}", (at, DENSITY_CAP), xytext=(at + 0.4, 0.9 * DENSITY_CAP),
-                    fontsize=TICK_PT, ha="left", va="top",
+        ax.annotate(f"  peak {peak:.1f}", (at, DENSITY_CAP), xytext=(at + 0.4, 0.9 * DENSITY_CAP),
+                    fontsize=TICK_PT, ha="left", va="center",
                     arrowprops=PEAK_ARROW)
     ax.set_xlim(low - width, high + width)
     ax.set_ylim(0, DENSITY_CAP * 1.08)
@@ -356,7 +357,7 @@ def build_histogram(fig):
         share = ax.text(text_x, 0.0, "", ha=align, va="bottom", fontsize=TICK_PT)
         overflow.append((bar, share))
     peak = ax.annotate("", (0.0, DENSITY_CAP), xytext=(0.4, 0.9 * DENSITY_CAP), fontsize=TICK_PT,
-                       ha="left", va="top", arrowprops=PEAK_ARROW)
+                       ha="left", va="center", arrowprops=PEAK_ARROW)
     ax.set_xlim(low - width, high + width)
     ax.set_ylim(0, DENSITY_CAP * 1.08)
     ax.axvline(low, color="0.6", lw=0.8)
@@ -384,7 +385,7 @@ def build_histogram(fig):
             text.set_visible(share > 0)
         top = density.max(initial=0.0)
         at = edges[np.argmax(density)] + 0.5 * np.diff(edges)[0]
-        peak.set_text(f"peak {top:.1f}")
+        peak.set_text(f"  peak {top:.1f}")  # clear of the arrow's tail
         peak.xy = (at, DENSITY_CAP)
         peak.set_position((at + 0.4, 0.9 * DENSITY_CAP))
         peak.set_visible(top > DENSITY_CAP)
