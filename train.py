@@ -37,7 +37,7 @@ from avh.events import last_logged_steps
 from avh.summaries import ActivationSummaries
 from avh.tags import TRAIN_TAG
 from avh.training import Diverged, Interrupted
-from model import LAYERS, build_model, layer_tag
+from model import LAYERS, build_model
 
 training.PROCESS_START = PROCESS_START
 
@@ -86,7 +86,7 @@ def build_parser():
     add("--summary-every", type=int, metavar="N",
         help=f"log activation summaries every N steps; 0 turns them off (default: {d.summary_every})")
     add("--plot-layers", type=int, nargs="*", metavar="K",
-        help="layers (1-6) that get tfplot figures (default: 3 4)")
+        help="layers (1-6) that get figures (default: 3 4)")
     add("--checkpoint-every", type=int, metavar="N",
         help=f"save a checkpoint every N steps (default: {d.checkpoint_every})")
     add("--steps-per-execution", type=int, metavar="N",

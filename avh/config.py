@@ -3,7 +3,6 @@ its validation, and reading it back from a run folder. No TensorFlow here.
 """
 import dataclasses
 import json
-import math
 from pathlib import Path
 
 from avh.cli import UsageError  # settings raise it; train.py imports it from here

@@ -1,4 +1,4 @@
-"""The activation figures: tfplot images of one layer's output (an activation map of one probe
+"""The activation figures: matplotlib images of one layer's output (an activation map of one probe
 example, and its distribution against N(0, 1)), drawn on a background thread within a time budget.
 
 Drawing only: what to draw arrives pre-binned from ActivationSummaries; nothing here trains.
@@ -15,7 +15,6 @@ from concurrent.futures import ThreadPoolExecutor
 import matplotlib
 import numpy as np
 import tensorflow as tf
-import tfplot
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from mpl_toolkits.axes_grid1 import make_axes_locatable
@@ -203,61 +202,16 @@ def _grid_rows(n):
 def activation_map_figure(activations, layer):
     """RGBA image of one probe example's activations at `layer` on the fixed colour scale
     [-MAP_LIMIT, MAP_LIMIT] (diverging: 0 is white), a conv layer's first MAP_CHANNELS channels
-    tiled, with a colour bar."""
-    shown, caption = map_channels(np.asarray(activations, dtype=np.float32))
-    grid = tile(shown)
-    fig, ax = tfplot.subplots(figsize=FIGURE_INCHES, dpi=FIGURE_DPI)
-    cmap = matplotlib.colormaps["RdBu_r"].with_extremes(bad="0.8")  # grey gaps between channels
-    image = ax.imshow(grid, cmap=cmap, vmin=-MAP_LIMIT, vmax=MAP_LIMIT, interpolation="nearest")
-    colour_axes = make_axes_locatable(ax).append_axes("right", size="5%", pad=0.1)
-    fig.colorbar(image, cax=colour_axes, extend="both")
-    colour_axes.tick_params(labelsize=TICK_PT)
-    size = "x".join(str(n) for n in np.shape(activations)[:2]) if np.ndim(activations) == 3 else ""
-    ax.set_title(f"{layer}, image 0: {caption}" + (f" ({size})" if size else ""), fontsize=TITLE_PT)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    fig.subplots_adjust(left=0.02, right=0.90, bottom=0.03, top=0.88)
-    return tfplot.figure.to_array(fig)
+    tiled, with a colour bar: build_activation_map's figure, built for this one image."""
+    return ReusedFigures().draw("map", build_activation_map, activations, layer)
 
 
 def histogram_figure(counts, mean, std, layer):
     """RGBA image of the distribution of `layer`'s values over the probe batch (`counts` from
     figure_rules.binned) on the fixed axes of figure_rules, with its mean and std and the
-    standard normal density that SELU drives activations towards. Values beyond the range are
-    drawn as hatched bars outside it, labelled with their share; a peak above DENSITY_CAP is
-    clipped and its height written beside it."""
-    low, high = HISTOGRAM_RANGE
-    counts = np.asarray(counts, dtype=np.float64)
-    total = max(counts.sum(), 1.0)
-    edges = np.linspace(low, high, HISTOGRAM_BINS + 1)
-    density = counts[1:-1] / total / np.diff(edges)
-    fig, ax = tfplot.subplots(figsize=FIGURE_INCHES, dpi=FIGURE_DPI)
-    ax.stairs(np.minimum(density, DENSITY_CAP), edges, fill=True, alpha=0.6, label="activations")
-    x = np.linspace(low, high, 300)
-    ax.plot(x, np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi), "k--", lw=1.5, label="N(0, 1)")
-    width = OVERFLOW_WIDTH
-    for share, left, text_x, align in ((counts[0] / total, low - width, low - width, "left"),
-                                       (counts[-1] / total, high, high + width, "right")):
-        if share > 0:  # the bar's area is the share of values beyond the range
-            ax.bar(left, min(share / width, DENSITY_CAP), width=width, align="edge",
-                   color="C1", alpha=0.7, hatch="//")
-            ax.text(text_x, min(share / width, DENSITY_CAP) + 0.03, f"{share:.1%}" if share >= 0.001 else "<0.1%", ha=align,
-                    va="bottom", fontsize=TICK_PT)
-    peak = density.max(initial=0.0)
-    if peak > DENSITY_CAP:
-        at = edges[np.argmax(density)] + 0.5 * np.diff(edges)[0]
-        ax.annotate(f"  peak {peak:.1f}", (at, DENSITY_CAP), xytext=(at + 0.4, 0.9 * DENSITY_CAP),
-                    fontsize=TICK_PT, ha="left", va="center",
-                    arrowprops=PEAK_ARROW)
-    ax.set_xlim(low - width, high + width)
-    ax.set_ylim(0, DENSITY_CAP * 1.08)
-    ax.axvline(low, color="0.6", lw=0.8)
-    ax.axvline(high, color="0.6", lw=0.8)
-    ax.tick_params(labelsize=TICK_PT)
-    ax.set_title(f"{layer}: mean {float(mean):+.2f}, std {float(std):.2f}", fontsize=TITLE_PT)
-    ax.legend(fontsize=TICK_PT, loc="upper right", frameon=False)
-    fig.subplots_adjust(left=0.09, right=0.98, bottom=0.11, top=0.88)
-    return tfplot.figure.to_array(fig)
+    standard normal density that SELU drives activations towards: build_histogram's figure,
+    built for this one image."""
+    return ReusedFigures().draw("histogram", build_histogram, counts, mean, std, layer)
 
 
 # -----------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """ActivationSummaries: a Keras callback that logs what chosen layers of any functional or
-Sequential model output on a fixed probe batch: histograms, statistics and tfplot figures.
+Sequential model output on a fixed probe batch: histograms, statistics and figures.
 
 It reads the model and writes TensorBoard events; it never changes the model or the training.
 """
@@ -27,7 +27,7 @@ _ACTIVATION_LAYERS = (keras.layers.Activation, keras.layers.ReLU, keras.layers.L
 class ActivationSummaries(StepCallback):
     """Logs, every `every` steps of `model.fit`, each chosen layer's output on `probe_batch`
     (inference mode): a histogram under `activations/<layer>`, its mean, std and non-positive
-    fraction under `activation_stats/<layer>/...`, and for `figure_layers` two tfplot images
+    fraction under `activation_stats/<layer>/...`, and for `figure_layers` two images
     under `activation_plots/<layer>/...` (drawn on a background thread within a time budget).
 
     Args:

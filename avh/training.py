@@ -16,7 +16,7 @@ import tensorflow as tf
 from avh import runfolder
 from avh.config import CHECKPOINT, PARTIAL_CHECKPOINT, optimizer_settings
 from avh.steps import StepCallback, StepCallbackList
-from avh.tags import TEST_TAG, TRAIN_TAG
+from avh.tags import TEST_TAG
 
 PROCESS_START = time.perf_counter()  # set again by train.py at its first line
 PROBE_SIZE = 128          # test images in the fixed probe batch (the first ones, for every run)

@@ -594,7 +594,8 @@ def summary_costs(model, probe_images, plot_layers, repeats, figures=True, layer
 
 def fresh_figures(step, layers):
     """The figures of an event as they were drawn before figures were reused (issue #15):
-    built anew each time and logged with tf.summary.image, for the before/after figure."""
+    each built anew (a new figure per image) and logged with tf.summary.image, for the
+    before/after figure."""
     import numpy as np
     import tensorflow as tf
 
