@@ -3,16 +3,14 @@
     python train.py --activation selu --dataset cifar10
     tensorboard --logdir logs/cifar10
 
-Reads top to bottom: settings -> data -> model -> callbacks -> fit -> final metrics. The
-callbacks and the loop live in avh/ (avh.summaries is the reusable activation callback).
+Reads top to bottom: settings -> data -> model -> run folder -> callbacks -> fit -> final metrics.
+A run is put together in avh_app.run; the activation callback is the avh library's.
 """
 import time
 
 PROCESS_START = time.perf_counter()  # for the time-to-first-step figure in metrics.json
 
 import argparse
-import dataclasses
-import math
 import signal
 import sys
 from pathlib import Path
@@ -21,28 +19,20 @@ if __name__ == "__main__":
     # Until training starts there is nothing to save: Ctrl-C just ends the process (no traceback).
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
-from avh.quiet import import_tensorflow
+from avh_app.cli import import_tensorflow
 
-tf, keras = import_tensorflow()
-import numpy as np
-import tfplot
-
+import_tensorflow()
 import datasets
 import ops
-from avh import curves, distribute, overview, runfolder, training
-from avh.cli import usage_error
-from avh.config import (CHECKPOINT, OPTIMIZERS, Config, UsageError, check_config, load_config,
-                        optimizer_settings)
-from avh.events import last_logged_steps
-from avh.summaries import ActivationSummaries
-from avh.tags import TRAIN_TAG
-from avh.training import Diverged, Interrupted
-from model import LAYERS, build_model
+from avh_app import distribute, loop, runfolder
+from avh_app.cli import BAD_INPUT, UsageError, usage_error
+from avh_app.config import OPTIMIZERS, Config, check_config, load_config
+from avh_app.run import Run
 
-training.PROCESS_START = PROCESS_START
+loop.PROCESS_START = PROCESS_START
 
 # -----------------------------------------------------------------------------
-# Settings: avh.config.Config mirrors the flags and is what config.json saves.
+# Settings: avh_app.config.Config mirrors the flags and is what config.json saves.
 
 def build_parser():
     d = Config()
@@ -120,37 +110,7 @@ def parse_args(argv=None):
         cfg.data_dir = given.get("data_dir", cfg.data_dir)
         cfg.strategy = given.get("strategy", cfg.strategy)
     check_config(cfg)
-    bad = [k for k in cfg.plot_layers if not 1 <= k <= len(LAYERS)]
-    if bad:
-        raise UsageError(f"--plot-layers takes layer numbers 1-{len(LAYERS)}, got {bad[0]}")
     return cfg, (Path(resume) if resume else None)
-
-
-def create_run_dir(cfg):
-    """Make the run's folder, never reusing one: an explicit --run-name that exists is refused;
-    the default timestamped name gets a -2, -3, ... suffix when two runs start in the same second."""
-    logdir = Path(cfg.logdir)
-    if cfg.run_name is not None:
-        candidates = [logdir / cfg.run_name]
-    else:
-        base = logdir / cfg.dataset / f"{cfg.activation}-{time.strftime('%Y%m%d-%H%M%S')}"
-        candidates = [base] + [base.with_name(f"{base.name}-{i}") for i in range(2, 1000)]
-    for run_dir in candidates:
-        try:
-            run_dir.parent.mkdir(parents=True, exist_ok=True)
-            run_dir.mkdir()  # atomic: of two runs racing for a name, exactly one gets it
-            return run_dir
-        except FileExistsError:
-            if cfg.run_name is not None:
-                pid = runfolder.holder(run_dir)
-                hint = (f" (process {pid} is training it)" if pid else
-                        f" or continue it with --resume {run_dir}" if runfolder.resumable(run_dir)
-                        else "")
-                raise UsageError(f"run folder {run_dir} already exists; choose another "
-                                 f"--run-name{hint}")
-        except OSError as err:
-            raise UsageError(f"cannot create run folder {run_dir}: {err.strerror or err}")
-    raise UsageError(f"too many runs named {candidates[0]}-*; pass --run-name")
 
 
 def main(argv=None):
@@ -159,14 +119,14 @@ def main(argv=None):
         return train(cfg, resume_dir)
     except (UsageError, datasets.DataError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return BAD_INPUT
     except runfolder.WriteFailed as err:
         print(f"error: {err}", file=sys.stderr)
         if runfolder.resumable(err.run_dir):  # (F_GETLK does not report our own lock)
             print(f"the last complete checkpoint is kept; once the cause is fixed, resume with:\n"
                   f"  python {sys.argv[0]} --resume {err.run_dir}", file=sys.stderr)
         return 1
-    except Diverged as err:  # found while saving the checkpoint of a stop request
+    except loop.Diverged as err:  # found while saving the checkpoint of a stop request
         print(f"error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -175,189 +135,14 @@ def main(argv=None):
 
 
 def train(cfg, resume_dir=None):
-    if resume_dir is not None:
-        damage = runfolder.checkpoint_damage(resume_dir / CHECKPOINT)
-        if damage:
-            raise UsageError(f"--resume {resume_dir}: its checkpoint {resume_dir / CHECKPOINT} is "
-                             f"{damage}; it cannot be resumed")
-    norm, init, dropout_kind = ops.resolve(cfg.activation, cfg.norm, cfg.init, cfg.dropout_kind)
-    strategy = distribute.make_strategy(cfg.strategy)  # before anything else creates devices
-    chief = distribute.is_chief(strategy)  # the only process that writes the run folder
-    if resume_dir is not None and chief:
-        # Held until the process ends (a kill releases it): one process per run folder.
-        run_lock = runfolder.lock(resume_dir)
-        load_config(resume_dir)  # again, under the lock: the other process may have finished it
-    keras.utils.set_random_seed(cfg.seed)
-    if cfg.mixed_precision:
-        gpu = bool(tf.config.list_physical_devices("GPU"))
-        keras.config.set_dtype_policy("mixed_float16" if gpu else "mixed_bfloat16")
-
-    # -------------------------------------------------------------------------
-    # Data: uint8 arrays in memory; the tf.data pipeline shuffles and standardises each batch.
-
-    data = datasets.load(cfg.dataset, cfg.data_dir)
-    n_train = len(data.x_train)
-    steps_per_epoch = math.ceil(n_train / cfg.batch_size)
-    total_steps = cfg.max_steps or cfg.epochs * steps_per_epoch
-    # SELU's fixed point assumes zero-mean, unit-variance inputs: standardise per channel with
-    # training-set statistics (the same for every activation, so runs stay comparable).
-    mean, std = training.channel_stats(data.x_train)
-    train_batches, test_batches, standardise = training.input_pipeline(
-        data, mean, std, cfg.batch_size, cfg.seed)
-    train_batches, test_batches = distribute.shard_by_batch(train_batches), distribute.by_batch(test_batches)
-    probe_batch = standardise(data.x_test[:training.PROBE_SIZE])
-
-    # -------------------------------------------------------------------------
-    # Model: new, or the checkpoint of the run being resumed.
-
-    if resume_dir is None:
-        with strategy.scope():  # variables mirrored on every replica
-            model = build_model(data.image_shape, data.num_classes, datasets.conv_filters(cfg.dataset),
-                                cfg.activation, norm, init, dropout_kind, cfg.dropout)
-            training.compile_model(model, cfg, total_steps)
-        run_dir = create_run_dir(cfg) if chief else distribute.worker_folder()
-        run_lock = runfolder.lock(run_dir)
-        start_step = 0
-        write_config(run_dir, {
-            **dataclasses.asdict(cfg),
-            "resolved": {"norm": norm, "init": init, "dropout_kind": dropout_kind,
-                         "strategy": distribute.describe(strategy),
-                         "dtype_policy": keras.config.dtype_policy().name,
-                         "optimizer": {"name": cfg.optimizer, **optimizer_settings(cfg)}},
-            "data": {"train_examples": n_train, "test_examples": len(data.x_test),
-                     "image_shape": list(data.image_shape), "class_names": list(data.class_names),
-                     "channel_mean": mean.tolist(), "channel_std": std.tolist()},
-            "steps_per_epoch": steps_per_epoch, "total_steps": total_steps,
-            "versions": {"python": sys.version.split()[0], "tensorflow": tf.__version__,
-                         "keras": keras.__version__, "tfplot": tfplot.__version__,
-                         "numpy": np.__version__},
-        })
-    else:
-        try:
-            with strategy.scope():
-                model = keras.models.load_model(resume_dir / CHECKPOINT)
-        except Exception as err:  # Keras raises many kinds for a damaged file
-            raise UsageError(f"cannot load {resume_dir / CHECKPOINT}: damaged or incomplete "
-                             f"checkpoint ({err})".splitlines()[0])
-        run_dir = resume_dir if chief else distribute.worker_folder()
-        # A copy of a run folder resumes as itself: every path printed names the copy.
-        cfg.logdir, cfg.run_name = str(resume_dir.parent), resume_dir.name
-        start_step = int(model.optimizer.iterations.numpy())  # config.json stays as the run wrote it
-    distribute.prepare_fit(model, strategy, probe_batch, data.y_test[:training.PROBE_SIZE])
-    shown_dir = run_dir if chief else (resume_dir or "RUN_DIR (the chief's)")  # workers write a temp copy
-    print(f"run folder: {shown_dir}  ({distribute.describe(strategy)}; {cfg.dataset}, {cfg.activation}: norm={norm}, init={init}, "
-          f"dropout={dropout_kind} {cfg.dropout}; {cfg.optimizer} "
-          f"{', '.join(f'{k}={v:g}' for k, v in optimizer_settings(cfg).items())}; {n_train} training images, "
-          f"{steps_per_epoch} steps/epoch, {total_steps} steps)")
-    if start_step:
-        print(f"resuming at step {start_step}")
-
-    # -------------------------------------------------------------------------
-    # Callbacks, in order: NaN check, activation summaries, progress, checkpoints, stop requests.
-    # Events reach disk just before each checkpoint (see training.Checkpointer), so after a hard
-    # kill they reach at least as far as the checkpoint, at most to the next one. A resumed run
-    # redoes the steps after its checkpoint and logs nothing that is already on disk: no summary
-    # at or before the last step in the event files, no test result at or before the last one.
-
-    # Every worker decides from the run folder itself (a non-chief writes only a temporary copy):
-    # they must all redo the same evaluations, or their collectives would not match.
-    on_disk, test_on_disk = last_logged_steps(resume_dir) if resume_dir else (None, None)
-    writer = training.summary_writer(run_dir)
-    writer.set_as_default()  # for the whole run: leaving `with writer.as_default()` would flush
-    stop = distribute.stop_requests(strategy)
-    activations = ActivationSummaries(
-        probe_batch, writer=writer, every=cfg.summary_every, layers=list(LAYERS), numbered=True,
-        figure_layers=[LAYERS[k - 1] for k in cfg.plot_layers], log_on_train_end=False)
-    activations.set_model(model)  # chooses the logged layers; a run resumed at its end calls no fit()
-    activations.last_step = on_disk
-    # Every cadence a multiple of --steps-per-execution N: callbacks see only executions' ends.
-    execution = cfg.steps_per_execution
-    in_executions = lambda every: -(-every // execution) * execution
-    progress = training.Progress(total_steps, cfg.batch_size,
-                                 in_executions(curves.train_log_every(cfg.summary_every, total_steps)),
-                                 TRAIN_TAG, print_every=cfg.summary_every or math.lcm(100, execution))
-    n_subset = curves.eval_subset_size(total_steps, cfg.batch_size)
-    test_subset = curves.SubsetEvaluation(model, standardise(data.x_test[:n_subset]),
-                                          data.y_test[:n_subset],
-                                          in_executions(curves.test_eval_every(total_steps)))
-    checkpointer = training.Checkpointer(model, run_dir, writer, cfg.checkpoint_every, probe_batch)
-    checkpointer.before_flush = activations.wait_for_moments  # the step's moments go to disk too
-    if resume_dir is None:  # settings, final metrics and chart layout: once per run
-        overview.log_run_overview(run_dir, [tag for tag, _ in activations.layers])
-    # The loss is read (a host sync) only where something is logged or saved, and at fit ends.
-    nan_guard = training.NanGuard(checkpointer, every=(cfg.summary_every, progress.every,
-                                                       test_subset.every, cfg.checkpoint_every))
-    callbacks = [nan_guard, activations, progress, test_subset, checkpointer, stop]
-
-    # -------------------------------------------------------------------------
-    # Train: one fit() per epoch (a resumed run can start mid-epoch); test set at epoch ends.
-
-    def test_at(step):
-        """The test set at `step` (a stop request ends it at once), logged unless on disk."""
-        with tf.summary.record_if(test_on_disk is None or step > test_on_disk):
-            return training.evaluate(model, test_batches, step, callbacks=[stop])
-
-    def at_epoch_end(step):
-        test_at(step)
-        stop.check()
-        checkpointer.save(step)
-
-    stop.install()
-    try:
-        # Summaries of steps already on disk are not logged again.
-        with tf.summary.record_if(lambda: model.optimizer.iterations > (-1 if on_disk is None
-                                                                         else on_disk)):
-            if 0 < start_step < total_steps and start_step % steps_per_epoch == 0 and (
-                    test_on_disk is None or test_on_disk < start_step):
-                at_epoch_end(start_step)  # stopped at an epoch end before its test set was done
-            step = training.fit_epochs(model, train_batches, steps_per_epoch, start_step,
-                                       total_steps, callbacks, at_epoch_end)
-
-            # Final metrics: the full test set in inference mode, never a training-mode batch.
-            activations.log(step, final=True)
-            result = test_at(step)
-            test_subset.log(step)
-        activations.close()
-        checkpointer.save(step)
-        metrics = {
-            "test_accuracy": result["accuracy"], "test_loss": result["loss"], "steps": step,
-            "epochs": step / steps_per_epoch, "examples_per_sec": progress.examples_per_sec(),
-            "seconds_to_first_step": progress.first_step_at,
-            "figures_skipped": activations.figures.skipped if activations.figures else 0,
-        }
-        training.write_json(run_dir / "metrics.json", metrics)
-    except Interrupted as stopped:
-        step = int(model.optimizer.iterations.numpy())
-        activations.close()
-        checkpointer.save(step)
-        print(f"\nstopped by {stopped} at step {step}; checkpoint saved. Resume with:\n"
-              f"  python {sys.argv[0]} --resume {shown_dir}", file=sys.stderr)
-        return 128 + stopped.signum
-    except Diverged as err:
-        activations.close()
-        writer.flush()
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    finally:
-        stop.uninstall()
-    speed = f", {metrics['examples_per_sec']:.0f} examples/s" if metrics["examples_per_sec"] else ""
-    print(f"done: {step} steps, test accuracy {result['accuracy']:.2%}{speed}. "
-          + (f"TensorBoard: tensorboard --logdir {run_dir.parent}" if chief else "(the chief wrote the logs)"))
-    if stop.signum is not None:  # too late to stop: only the last writes were left
-        print(f"{signal.Signals(stop.signum).name} came after the final evaluation; "
-              f"the run finished", file=sys.stderr)
-    return 0
-
-
-def write_config(run_dir, config):
-    """config.json, or no run folder at all: a run that cannot write it leaves nothing behind."""
-    try:
-        training.write_json(run_dir / "config.json", config)
-    except runfolder.WriteFailed:
-        for leftover in run_dir.iterdir():
-            leftover.unlink()  # only our lock file and any partial: the folder is new
-        run_dir.rmdir()
-        raise
+    """One run, in order; returns its exit status (0 done, 1 diverged, 128 + signal stopped)."""
+    run = Run(cfg, resume_dir)  # a resumed run checked and locked; `auto` resolved; the strategy
+    run.load_data()             # the data set, its input pipeline and the probe batch
+    run.build_model()           # a new model, or the checkpoint being resumed
+    run.open_folder()           # a new run folder with its lock and config.json, or the resumed one
+    print(run.describe())
+    run.add_callbacks()         # NaN guard, activations, progress, test subset, checkpoints, stops
+    return run.fit()            # one fit() per epoch, the test set, checkpoints, metrics.json
 
 
 if __name__ == "__main__":

@@ -3,11 +3,13 @@
     from avh import ActivationSummaries
     model.fit(..., callbacks=[ActivationSummaries(probe_batch, log_dir="logs/run1")])
 
-Importing `avh` is cheap: TensorFlow loads only when the callback is first used, so scripts
-that need only tag names (`avh.tags`) stay light.
+Importing `avh` is cheap: TensorFlow loads only when the callback is first used, so code that
+needs only tag names (`avh.tags`) or the event reader stays light.
 """
 
-__all__ = ["ActivationSummaries"]
+__all__ = ["ActivationSummaries", "DEFAULT_EVERY"]
+
+DEFAULT_EVERY = 100  # steps between summary events, unless told otherwise
 
 
 def __getattr__(name):

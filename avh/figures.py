@@ -15,8 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import matplotlib
 import numpy as np
 import tensorflow as tf
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+import tfplot
 from mpl_toolkits.axes_grid1 import make_axes_locatable
 from tensorboard.plugins.image import metadata as image_metadata
 
@@ -26,7 +25,7 @@ from avh.moments import MOMENT_MAP_KEY
 from avh.tags import MOMENT_MAP_TAG, PLOT_KINDS, PLOT_TAG
 from avh.theory_figures import FIGURE_DPI as MOMENT_MAP_DPI
 from avh.theory_figures import FIGURE_INCHES as MOMENT_MAP_INCHES
-from avh.theory_figures import _as_trajectory, draw_moment_map
+from avh.theory_figures import as_trajectory, draw_moment_map
 
 FIGURE_TIME_SHARE = 0.02  # of the run's time, at most, for drawing figures
 # 640x400 px with 14-16 pt text. TensorBoard's Time Series cards show an image ~215 px high (at
@@ -56,14 +55,16 @@ class FigureRenderer:
     wait=True (the first and the last) are always drawn and not metered. Building a figure's
     static part is not metered either (ReusedFigures.build_seconds): the first event builds them
     all, and a moment map rebuilds its axes when a path leaves them, a few times a run at most
-    (its limits grow by factors of 10), each ~150 ms that would otherwise push the next several
-    events over the share.
+    (its limits grow by factors of 10; see build_moment_map for the cost), which would otherwise
+    push the next several events over the share.
     """
 
     def __init__(self, writer, time_share=FIGURE_TIME_SHARE, clock=time.monotonic):
         self._writer = writer if callable(writer) else (lambda: writer)
         self.time_share, self._clock = time_share, clock
         self.skipped = 0
+        self.drawn = 0          # events drawn, and their CPU time (building included)
+        self.cpu_seconds = 0.0
         self.failed = None
         self._pending = None
         self._submitted_step = None
@@ -115,10 +116,17 @@ class FigureRenderer:
             self.draw_figures(step, layers)
         except Exception as err:  # a figure is never worth a lost training run
             self.failed = f"{type(err).__name__}: {err}"
+        spent = time.thread_time() - cpu_start
+        self.drawn += 1
+        self.cpu_seconds += spent
         if metered:
             built = self.reused.build_seconds - built_before
-            self._last_cost = max(time.thread_time() - cpu_start - built, 0.0)
+            self._last_cost = max(spent - built, 0.0)
             self._spent += self._last_cost
+
+    def cpu_ms_per_event(self):
+        """The CPU time an event's figures took on the drawing thread, on average (ms)."""
+        return 1000 * self.cpu_seconds / self.drawn if self.drawn else None
 
 
     def draw_figures(self, step, layers):
@@ -222,8 +230,9 @@ def histogram_figure(counts, mean, std, layer):
 class ReusedFigures:
     """Figures kept between events, keyed by kind (any hashable, e.g. ("map", layer, shape)).
 
-    `draw(key, build, *data)`: the first time, `build(fig)` makes the figure's artists on a new
-    Agg figure and returns `update(*data) -> (layout, changing artists[, static artists on top])`.
+    `draw(key, build, *data)`: the first time, `build(fig, ax)` makes the figure's artists on a
+    new Agg figure (tfplot.subplots: a Figure with its own Agg canvas and no pyplot state) and
+    returns `update(*data) -> (layout, changing artists[, static artists on top])`.
     `update` puts new data into the artists; `layout` is whatever fixes the static part (axis
     limits, colour range): when it is unchanged, only the changing artists (made `animated`, so a
     full draw leaves them out) are drawn over the saved static pixels, and the pixels of the
@@ -241,9 +250,9 @@ class ReusedFigures:
         cpu_start = time.thread_time()
         entry = self._figures.get(key)
         if entry is None:
-            fig = Figure(figsize=figsize, dpi=dpi)
-            entry = self._figures[key] = {"canvas": FigureCanvasAgg(fig), "fig": fig,
-                                          "update": build(fig), "layout": None}
+            fig, ax = tfplot.subplots(figsize=figsize, dpi=dpi)
+            entry = self._figures[key] = {"canvas": fig.canvas, "fig": fig,
+                                          "update": build(fig, ax), "layout": None}
         canvas, fig = entry["canvas"], entry["fig"]
         layout, changing, *on_top = entry["update"](*data)
         on_top = on_top[0] if on_top else []
@@ -264,10 +273,9 @@ class ReusedFigures:
         return np.asarray(canvas.buffer_rgba()).copy()
 
 
-def build_activation_map(fig):
+def build_activation_map(fig, ax):
     """activation_map_figure on a reused figure: the colour scale is fixed, so only the image
     changes (and the title, with the layer's shape)."""
-    ax = fig.add_subplot()
     cmap = matplotlib.colormaps["RdBu_r"].with_extremes(bad="0.8")  # grey gaps between channels
     image = ax.imshow(np.zeros((1, 1)), cmap=cmap, vmin=-MAP_LIMIT, vmax=MAP_LIMIT,
                       interpolation="nearest", animated=True)
@@ -292,14 +300,13 @@ def build_activation_map(fig):
     return update
 
 
-def build_histogram(fig):
+def build_histogram(fig, ax):
     """histogram_figure on a reused figure: its axes are fixed, so they are drawn once and each
     event draws the bars, the overflow bars and their shares, the peak, the N(0, 1) curve over
     the bars and the title."""
     low, high = HISTOGRAM_RANGE
     width = OVERFLOW_WIDTH
     edges = np.linspace(low, high, HISTOGRAM_BINS + 1)
-    ax = fig.add_subplot()
     bars = ax.stairs(np.zeros(HISTOGRAM_BINS), edges, fill=True, alpha=0.6, label="activations",
                      animated=True)
     x = np.linspace(low, high, 300)
@@ -348,18 +355,17 @@ def build_histogram(fig):
     return update
 
 
-def build_moment_map(fig):
+def build_moment_map(fig, ax):
     """theory_figures.moment_map_figure on a reused figure, its variance on a log axis (trained
     SELU layers reach variances of 50 that would squeeze the fixed point into a corner). The
     arrows, fixed point and legend (static) are redrawn only when the limits must grow to hold
     the paths, and then a whole step of a ladder (variance by factors of 10, mean on 1-2.5-5):
     a full draw is ~200 ms, the other events ~5 ms."""
-    ax = fig.add_subplot()
     fig.subplots_adjust(left=0.12, right=0.97, bottom=0.11, top=0.92)
     state = {"layout": None, "paths": []}
 
     def update(trajectories, title):
-        limits = _limits_on_ladder([_as_trajectory(item, i)[1] for i, item in enumerate(trajectories)])
+        limits = _limits_on_ladder([as_trajectory(item, i)[1] for i, item in enumerate(trajectories)])
         layout = (limits, tuple(label for label, _ in trajectories), title)
         if layout != state["layout"]:
             ax.clear()

@@ -60,10 +60,15 @@ class StepCallbackList(keras.callbacks.CallbackList):
 
     def __init__(self, callbacks, model, **params):
         super().__init__(callbacks, add_history=True, model=model, **params)
-        self._batch_end_hooks = any(
-            not keras.src.utils.python_utils.is_default(getattr(c, hook))
-            for c in self.callbacks for hook in ("on_batch_end", "on_train_batch_end"))
+        self._batch_end_hooks = any(overrides_batch_end(c) for c in self.callbacks)
 
     def on_train_batch_end(self, batch, logs=None):
         if self._batch_end_hooks:
             super().on_train_batch_end(batch, logs)
+
+
+def overrides_batch_end(callback):
+    """Whether `callback` has a batch-end hook of its own (not keras.callbacks.Callback's no-op)."""
+    base = keras.callbacks.Callback
+    return any(getattr(type(callback), hook) is not getattr(base, hook)
+               for hook in ("on_batch_end", "on_train_batch_end"))

@@ -1,4 +1,5 @@
-"""TensorBoard tag names that runs write and readers (report.py, the dashboard, tests) read.
+"""The names runs write and readers (report.py, the dashboard, tests) read: TensorBoard tags, and
+the JSON files beside the events in a run folder of the app.
 
 A contract with existing logs: change a name only with a reader for the old one. No TensorFlow here.
 """
@@ -10,10 +11,17 @@ PLOT_TAG = "activation_plots/{layer}/{kind}"          # kind in PLOT_KINDS
 PLOT_KINDS = ("map", "histogram")
 TRAIN_TAG = "train/{metric}"                          # metric: loss, accuracy
 TEST_TAG = "test/{metric}"
-TEST_SUBSET_TAG = "test_subset/{metric}"            # the first test images (avh.curves), ~10x a run
+TEST_SUBSET_TAG = "test_subset/{metric}"            # the first test images, ~10x a run
 # The paper's view of a layer fed by weights (avh.moments): omega, tau (means over units, with
 # their spread), the input-correlation factor Var(z) / (tau nu_in), and predicted output moments.
 MOMENT_TAG = "moments/{layer}/{stat}"
 MOMENT_STATS = ("omega", "omega_spread", "tau", "tau_spread", "input_correlation",
                 "predicted_mean", "predicted_std", "predicted_std_given_preactivation")
 MOMENT_MAP_TAG = "activation_plots/moment_map"         # SELU layers' (mean, variance) over training
+# The app's run overview (avh_app.overview): the settings as Text, and the Custom Scalars layout.
+CONFIG_TEXT_TAG = "config"
+
+# A run folder of the app, beside its event files: every setting (and the data, versions), and the
+# final metrics, written when the run ends (so a folder without it is unfinished).
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.json"

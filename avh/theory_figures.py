@@ -1,7 +1,7 @@
 """Figures of the SELU moment map (the paper's Figure 2 view) with measured layer trajectories.
 
 matplotlib only, through its Agg canvas and never pyplot, so figures can be drawn on any thread;
-no TensorFlow (tfplot imports it): callers log the returned RGBA array with tf.summary.image.
+no TensorFlow (report.py draws with it): avh.figures reuses draw_moment_map for the live figure.
 """
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -30,7 +30,7 @@ def draw_moment_map(ax, trajectories=(), omega=0.0, tau=1.0, activation="selu", 
     Arrow lengths grow with the square root of the step g(mu, nu) - (mu, nu), so that both the
     slow approach near the fixed point and the big steps far from it stay visible.
     """
-    trajectories = [_as_trajectory(item, i) for i, item in enumerate(trajectories)]
+    trajectories = [as_trajectory(item, i) for i, item in enumerate(trajectories)]
     (mu_low, mu_high), (nu_low, nu_high) = limits or _limits_holding(trajectories)
 
     # Arrows on a grid that is even on screen, computed in axes fractions (0-1 across each axis)
@@ -102,7 +102,7 @@ def moment_map_figure(trajectories=(), omega=0.0, tau=1.0, title=None, activatio
     return np.asarray(canvas.buffer_rgba()).copy()
 
 
-def _as_trajectory(item, index):
+def as_trajectory(item, index):
     label, points, *rest = item
     points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     colour = rest[0] if rest else f"C{index % 10}"

@@ -5,13 +5,10 @@ Usage: python scripts/bench_data.py --data-dir ../shared/data/mnist [--dataset m
 
 import argparse
 import resource
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere, like train.py
 
-import datasets  # noqa: E402
+import datasets
 
 
 def main():

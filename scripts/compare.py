@@ -19,18 +19,16 @@ import time
 import urllib.request
 from pathlib import Path
 
+import datasets  # numpy only: cheap
+import ops  # no TensorFlow at import
+from avh.tags import METRICS_FILE
+from avh_app import runfolder  # no TensorFlow
+from avh_app.cli import BAD_INPUT, UsageError, usage_error
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))
-
-import datasets  # noqa: E402  (numpy only: cheap)
-import ops  # noqa: E402  (no TensorFlow at import)
-from avh import runfolder  # noqa: E402  (no TensorFlow)
-from avh.cli import UsageError, usage_error  # noqa: E402
-
 TRAIN = REPO_ROOT / "train.py"
 # compare.py sets these for every run; a pass-through copy would put the runs elsewhere.
 OWN_TRAIN_FLAGS = ("--activation", "--logdir", "--run-name", "--resume")
-BAD_INPUT = 2               # train.py's exit status for a bad flag or unreadable data
 TENSORBOARD_START_SECONDS = 120
 STATUS_WORDS = {0: "ok", 1: "failed", 2: "bad input", 130: "interrupted", 143: "interrupted"}
 
@@ -264,7 +262,7 @@ def summary_table(root, status):
             state = f"{STATUS_WORDS.get(code, 'failed')} (exit {code})"
         accuracy = "-"
         try:
-            metrics = json.loads((Path(root) / activation / "metrics.json").read_text())
+            metrics = json.loads((Path(root) / activation / METRICS_FILE).read_text())
             accuracy = f"{metrics['test_accuracy']:.2%}"
         except (OSError, ValueError, KeyError, TypeError):
             pass
@@ -339,7 +337,7 @@ def main(argv=None):
         root, created = create_root(args.root, args.dataset)
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return BAD_INPUT
     interrupts = Interrupts()
     interrupts.install()
     commands = training_commands(train_args, args.dataset, args.activations, root, args.seeds)
@@ -352,7 +350,7 @@ def main(argv=None):
     if BAD_INPUT in status.values():
         if created and not any(root.iterdir()):
             root.rmdir()  # nothing was written: leave no empty root behind
-        return 2
+        return BAD_INPUT
     failed = any(code != 0 for code in status.values())
     if not args.no_tensorboard and not serve(root, args.port, interrupts):
         return 1

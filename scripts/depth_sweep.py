@@ -1,6 +1,6 @@
 """The paper's Figure 1 on this machine: deep fully-connected networks (depth 8, 16, 32) with
 SELU (LeCun init, AlphaDropout) against ReLU with batch norm and ReLU without, trained the same
-way; every run logs its activations through ActivationSummaries, and report.py draws the sweep.
+way; each run is an app run (avh_app.run) that logs every hidden layer, and report.py draws it.
 
     python scripts/depth_sweep.py --dataset mnist --data-dir ../shared/data/mnist --root /tmp/depth \
         --learning-rate 0.05 --momentum 0
@@ -9,15 +9,13 @@ way; every run logs its activations through ActivationSummaries, and report.py d
 It writes only under --root, one run folder per (depth, variant).
 """
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))
-
-import datasets  # noqa: E402  (numpy only)
+import datasets  # numpy only
+from avh_app.cli import BAD_INPUT, UsageError, usage_error
+from avh_app.config import Config, check_config
 
 # What is compared: (name, activation, norm, init, dropout kind), each as the app's `auto` has it.
 VARIANTS = (("selu", "selu", "none", "lecun_normal", "alpha"),
@@ -42,117 +40,69 @@ def build_parser():
     add("--dropout", type=float, default=0.05, help="after every hidden layer (default: 0.05)")
     add("--summary-every", type=int, default=25)
     add("--seed", type=int, default=0)
+    p.error = usage_error
     return p
+
+
+def configs(args):
+    """{(depth, variant name): Config} of every run, each checked like a train.py run's."""
+    runs = {}
+    for depth in args.depths:
+        for name, activation, norm, init, dropout_kind in VARIANTS:
+            cfg = Config(dataset=args.dataset, data_dir=args.data_dir, activation=activation,
+                         norm=norm, init=init, dropout=args.dropout, dropout_kind=dropout_kind,
+                         batch_size=args.batch_size, optimizer=args.optimizer,
+                         learning_rate=args.learning_rate, momentum=args.momentum,
+                         seed=args.seed, max_steps=args.steps, summary_every=args.summary_every,
+                         plot_layers=(), logdir=args.root, run_name=f"depth{depth:02d}/{name}")
+            check_config(cfg)
+            runs[depth, name] = cfg
+    return runs
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
     root = Path(args.root)
-    bad = [f"--{name} must be positive" for name in ("width", "steps", "batch_size", "summary_every")
-           if getattr(args, name) <= 0] + (["--depths must be positive"] if min(args.depths) < 1 else [])
-    if bad:
-        print(f"error: {bad[0]}", file=sys.stderr)
-        return 2
-    from avh.config import Config, UsageError, check_config
-
     try:
-        check_config(Config(optimizer=args.optimizer, learning_rate=args.learning_rate,
-                            momentum=args.momentum, dropout=args.dropout))
-    except UsageError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    if root.exists() and any(root.iterdir()):
-        print(f"error: --root {root} exists and is not empty; choose a new folder", file=sys.stderr)
-        return 2
-    try:
+        for name in ("width", "steps", "batch_size", "summary_every"):
+            if getattr(args, name) <= 0:
+                raise UsageError(f"--{name.replace('_', '-')} must be positive")
+        if min(args.depths) < 1:
+            raise UsageError("--depths must be positive")
+        runs = configs(args)
+        if root.exists() and any(root.iterdir()):
+            raise UsageError(f"--root {root} exists and is not empty; choose a new folder")
         data = datasets.load(args.dataset, args.data_dir)
-    except datasets.DataError as err:
+    except (UsageError, datasets.DataError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
-    from avh.quiet import import_tensorflow
+        return BAD_INPUT
+    from avh_app.cli import import_tensorflow
 
-    import_tensorflow()
+    _, keras = import_tensorflow()
+    from avh_app.run import Network, Run
+    from model import build_deep_fc
+
     start = time.perf_counter()
-    for depth in args.depths:
-        for variant in VARIANTS:
-            train_one(args, data, depth, variant, root / f"depth{depth:02d}" / variant[0])
-    print(f"{len(args.depths) * len(VARIANTS)} runs in {time.perf_counter() - start:.0f} s under "
-          f"{root}\nfigures: python {REPO_ROOT / 'scripts' / 'report.py'} {root}")
+    for (depth, name), cfg in runs.items():
+        keras.utils.clear_session()
+        build = (lambda data, cfg, resolved, depth=depth:
+                 build_deep_fc(data.image_shape, data.num_classes, depth, args.width,
+                               cfg.activation, *resolved, cfg.dropout))
+        run = Run(cfg, network=Network(build),  # every hidden layer's activation, by name
+                  record={"sweep": {"name": "depth", "variant": name, "depth": depth,
+                                    "width": args.width}})
+        print(f"=== depth {depth}, {name}", flush=True)
+        run.load_data(data)
+        run.build_model()
+        run.open_folder()
+        print(run.describe())
+        run.add_callbacks()
+        status = run.fit()
+        if status:
+            return status
+    print(f"{len(runs)} runs in {time.perf_counter() - start:.0f} s under {root}\n"
+          f"figures: python {Path(__file__).resolve().parent / 'report.py'} {root}")
     return 0
-
-
-def fully_connected(image_shape, num_classes, depth, width, activation, norm, init, dropout_kind,
-                    dropout_rate):
-    """Flatten, `depth` hidden layers (Dense -> [batch norm] -> activation -> dropout) named
-    dense1..denseD / act1..actD, and linear logits."""
-    import keras
-
-    import ops
-
-    x = inputs = keras.Input(shape=image_shape, name="image")
-    x = keras.layers.Flatten()(x)
-    for i in range(1, depth + 1):
-        x = keras.layers.Dense(width, kernel_initializer=ops.initializer(init),
-                               use_bias=norm != "batch", name=f"dense{i}")(x)
-        if norm == "batch":
-            x = keras.layers.BatchNormalization(name=f"bn{i}")(x)
-        x = ops.activation_layer(activation, layer_name=f"act{i}")(x)
-        if dropout_rate > 0:
-            x = ops.dropout(dropout_kind, dropout_rate, name=f"drop{i}")(x)
-    logits = keras.layers.Dense(num_classes, kernel_initializer=ops.initializer(init),
-                                name="logits")(x)
-    return keras.Model(inputs, logits, name=f"fc{depth}")
-
-
-def train_one(args, data, depth, variant, run_dir):
-    """One run: the app's input pipeline, optimizer and loop, with activation summaries of every
-    hidden layer; config.json says what it was, for report.py."""
-    import keras
-
-    from avh import training
-    from avh.config import Config, optimizer_settings
-    from avh.summaries import ActivationSummaries
-    from avh.tags import TRAIN_TAG
-
-    name, activation, norm, init, dropout_kind = variant
-    keras.utils.clear_session()
-    keras.utils.set_random_seed(args.seed)
-    cfg = Config(dataset=args.dataset, activation=activation, batch_size=args.batch_size,
-                 optimizer=args.optimizer, learning_rate=args.learning_rate,
-                 momentum=args.momentum, seed=args.seed,
-                 norm=norm, init=init, dropout=args.dropout, dropout_kind=dropout_kind,
-                 max_steps=args.steps, summary_every=args.summary_every)
-    mean, std = training.channel_stats(data.x_train)
-    batches, test_batches, standardise = training.input_pipeline(data, mean, std, cfg.batch_size,
-                                                                 cfg.seed)
-    model = fully_connected(data.image_shape, data.num_classes, depth, args.width, activation,
-                            norm, init, dropout_kind, args.dropout)
-    training.compile_model(model, cfg, args.steps)
-    run_dir.mkdir(parents=True)
-    training.write_json(run_dir / "config.json", {
-        "sweep": "depth", "variant": name, "depth": depth, "width": args.width,
-        "dataset": args.dataset, "activation": activation, "seed": args.seed,
-        "resolved": {"norm": norm, "init": init, "dropout_kind": dropout_kind,
-                     "optimizer": {"name": cfg.optimizer, **optimizer_settings(cfg)}},
-        "dropout": args.dropout, "batch_size": args.batch_size, "max_steps": args.steps})
-    writer = training.summary_writer(run_dir)
-    writer.set_as_default()
-    summaries = ActivationSummaries(
-        standardise(data.x_test[:training.PROBE_SIZE]), writer=writer, every=args.summary_every,
-        layers=[f"act{i}" for i in range(1, depth + 1)], numbered=False, log_on_train_end=False)
-    # Train loss often enough for a curve: about 100 points a run.
-    progress = training.Progress(args.steps, args.batch_size, max(1, args.steps // 100), TRAIN_TAG)
-    steps_per_epoch = math.ceil(len(data.x_train) / args.batch_size)
-    print(f"=== depth {depth}, {name}: {run_dir}", flush=True)
-    step = training.fit_epochs(model, batches, steps_per_epoch, 0, args.steps,
-                               [summaries, progress])
-    summaries.log(step, final=True)
-    result = training.evaluate(model, test_batches, step)
-    summaries.close()
-    writer.flush()
-    training.write_json(run_dir / "metrics.json", {
-        "test_accuracy": result["accuracy"], "test_loss": result["loss"], "steps": step,
-        "examples_per_sec": progress.examples_per_sec()})
 
 
 if __name__ == "__main__":

@@ -16,8 +16,11 @@ def test_quick_benchmark_runs_every_measurement_and_prints_its_table(tmp_path):
                             capture_output=True, text=True, timeout=600, cwd=REPO_ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
-    assert any(line.startswith("| shape | a: plain fit ex/s | b: train.py ex/s |") for line in lines)
-    assert any(line.startswith("| MNIST 28x28x1 |") for line in lines)
-    assert any(line.startswith("| CIFAR-10 32x32x3 |") for line in lines)
-    assert any(line.startswith("- --jit: ran") for line in lines)
-    assert any(line.startswith("- --mixed-precision: ran, policy mixed_") for line in lines)
+    assert "| shape | kind | ex/s | ratio to plain | CPU/step ratio | first step s | peak RSS GB |" in lines
+    kinds = [line.split(" | ")[1] for line in lines if line.startswith("| MNIST, the app's CNN |")]
+    assert sorted(kinds) == ["app", "callback", "handwritten", "keras-tensorboard", "plain"]
+    assert any(line.startswith("- mnist: callback / handwritten ") for line in lines)
+    assert any(line.startswith("- mnist: 6 layers; ") for line in lines)  # one event's cost
+    assert any(line.startswith("whole process, 6-step CIFAR-10-subset run") for line in lines)
+    assert any(line.startswith("figures at every summary step, MNIST, 6 steps: --summary-every 2: ")
+               for line in lines)

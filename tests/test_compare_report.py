@@ -188,10 +188,11 @@ def test_compare_reports_a_failed_run_by_name_and_still_runs_the_others(tmp_path
 
 
 def test_compare_trains_the_compared_activations_without_importing_tensorflow():
-    code = ("import sys; sys.argv = ['compare.py', '--dataset', 'mnist', '--no-tensorboard']; "
-            f"sys.path.insert(0, {str(SCRIPTS)!r}); import compare; "
-            "args, _ = compare.parse_args(sys.argv[1:]); print(' '.join(args.activations)); "
-            "print('tensorflow' in sys.modules)")
+    code = ("import importlib.util, sys; "
+            f"spec = importlib.util.spec_from_file_location('compare', {str(SCRIPTS / 'compare.py')!r}); "
+            "compare = importlib.util.module_from_spec(spec); spec.loader.exec_module(compare); "
+            "args, _ = compare.parse_args(['--dataset', 'mnist', '--no-tensorboard']); "
+            "print(' '.join(args.activations)); print('tensorflow' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n")[:2] == [" ".join(ACTIVATIONS), "False"]
@@ -241,8 +242,8 @@ def test_report_finds_nested_runs_and_marks_unfinished_ones(compared, tmp_path):
 
 
 def test_report_draws_every_stat_summaries_logs():
-    report = load_script("report")
-    assert {*report.STAT_TARGETS, report.NONPOSITIVE} == set(STATS)
+    from avh_app.report.figures import NONPOSITIVE, STAT_TARGETS
+    assert {*STAT_TARGETS, NONPOSITIVE} == set(STATS)
 
 
 def test_report_rejects_a_folder_without_runs(tmp_path):

@@ -166,7 +166,7 @@ def test_runs_without_activation_data_are_reported_not_fatal(client):
 
 @pytest.mark.slow  # needs the three train.py runs (~35 s)
 @pytest.mark.parametrize("params", [
-    {}, {"layer": ""}, {"layer": ["3_conv3", "4_fc4"]}, {"layer": "a/b"}, {"layer": "x" * 2000},
+    {}, {"layer": ""}, {"layer": ["3_conv3", "4_fc4"]}, {"layer": "x" * 2000},
     {"layer": "3_conv3", "step": "-1"}, {"layer": "3_conv3", "step": "abc"},
     {"layer": "3_conv3", "step": "1" * 30}, {"layer": "3_conv3", "step": "1.5"},
     {"layer": "3_conv3", "run": ""}, {"layer": "3_conv3", "run": "a\nb"},

@@ -27,7 +27,10 @@ def test_depth_sweep_logs_every_hidden_layer_and_report_draws_it(tmp_path):
         for variant in ("selu", "relu-bn", "relu"):
             run = root / f"depth{depth:02d}" / variant
             config = read_json(run / "config.json")
-            assert (config["sweep"], config["depth"], config["variant"]) == ("depth", depth, variant)
+            assert config["sweep"] == {"name": "depth", "variant": variant, "depth": depth,
+                                       "width": 16}
+            # The same schema as train.py's config.json: every setting, resolved, data, versions.
+            assert {"resolved", "data", "versions", "total_steps", "activation"} <= set(config)
             events = read_events(run)
             for k in range(1, depth + 1):
                 assert [s for s, _ in events[f"activation_stats/act{k}/std"]] == [0, 3, 6]

@@ -8,7 +8,8 @@ from tensorboard.plugins.custom_scalar import layout_pb2
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 
 import browser
-from avh import curves, figure_rules, overview
+from avh import figure_rules
+from avh_app import curves, overview
 from avh.events import event_files
 from avh.tags import STAT_TAG, TEST_SUBSET_TAG, TEST_TAG, TRAIN_TAG
 from datasets import synthetic as fixtures

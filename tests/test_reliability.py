@@ -166,7 +166,7 @@ def test_bad_input_is_one_line_and_writes_nothing(mnist_dir, tmp_path):
     not_a_run.mkdir()
     truncated = tmp_path / "truncated"
     truncated.mkdir()
-    from avh.config import Config
+    from avh_app.config import Config
     (truncated / "config.json").write_text(json.dumps({**Config().__dict__, "data_dir": str(mnist_dir)}))
     (truncated / "checkpoint.keras").write_bytes(b"PK\x03\x04 the first bytes of a zip")
     cases = {
@@ -233,9 +233,10 @@ def test_two_runs_started_together_get_two_folders(mnist_dir, tmp_path):
 
 
 def test_default_run_names_never_collide(tmp_path):
-    from train import Config, create_run_dir
+    from avh_app import runfolder
+    from avh_app.config import Config
     cfg = Config(logdir=str(tmp_path))
-    first, second = create_run_dir(cfg), create_run_dir(cfg)
+    first, second = runfolder.create(cfg), runfolder.create(cfg)
     assert first != second and first.is_dir() and second.is_dir()
     assert first.parent == second.parent == tmp_path / "mnist"
 
@@ -450,18 +451,20 @@ def test_compare_offers_to_resume_only_a_run_no_process_is_training(tmp_path):
     run_dir.mkdir()
     (run_dir / "config.json").write_text(json.dumps({"activation": "relu"}))
     (run_dir / "checkpoint.keras").write_bytes(b"a checkpoint")
-    hold = ("import sys, time; from avh import runfolder; held = runfolder.lock(sys.argv[1]); "
+    hold = ("import sys, time; from avh_app import runfolder; held = runfolder.lock(sys.argv[1]); "
             "print('locked', flush=True); time.sleep(120)")
     holder = subprocess.Popen([sys.executable, "-c", hold, str(run_dir)], stdout=subprocess.PIPE,
-                              text=True, env={**os.environ, "PYTHONPATH": str(TRAIN.parent)})
+                              text=True)
     try:
         assert holder.stdout.readline() == "locked\n"
         table = compare.summary_table(tmp_path, {"relu": 143})
         assert f"relu is still being trained by process {holder.pid}" in table
         assert "--resume" not in table
-        from train import Config, UsageError, create_run_dir
+        from avh_app import runfolder
+        from avh_app.cli import UsageError
+        from avh_app.config import Config
         with pytest.raises(UsageError, match=f"process {holder.pid} is training it"):
-            create_run_dir(Config(logdir=str(tmp_path), run_name="relu"))
+            runfolder.create(Config(logdir=str(tmp_path), run_name="relu"))
     finally:
         holder.kill()
         holder.wait(timeout=60)

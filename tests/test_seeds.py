@@ -10,7 +10,7 @@ import pytest
 from conftest import REPO_ROOT
 from datasets.synthetic import write_mnist
 from runs import read_events, read_json
-from avh import seeds
+from avh_app import seeds
 from avh.tags import TEST_TAG
 
 SCRIPTS = REPO_ROOT / "scripts"

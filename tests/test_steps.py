@@ -4,11 +4,12 @@ import threading
 
 import numpy as np
 
-from avh.quiet import import_tensorflow
+from avh_app.cli import import_tensorflow
 
 tf, keras = import_tensorflow()
 
-from avh import training  # noqa: E402
+from avh_app import loop  # noqa: E402
+from avh_app.eventlog import EventLog  # noqa: E402
 from avh.events import read_events  # noqa: E402
 from avh.steps import StepCallback  # noqa: E402
 from avh.summaries import ActivationSummaries  # noqa: E402
@@ -48,17 +49,18 @@ def test_steps_per_execution_logs_and_saves_at_exact_steps(tmp_path):
     """Epochs of 10 steps, N = 4: executions end on multiples of 4 (plus epoch and run ends), so
     summaries every 4 steps and checkpoints every 8 land where they would with N = 1."""
     model, train_batches, probe = tiny_run(steps_per_execution=4)
-    writer = training.summary_writer(tmp_path)
+    events = EventLog(tmp_path)
+    writer = events.writer
     writer.set_as_default()
     seen = Seen()
     summaries = ActivationSummaries(probe, writer=writer, every=4, log_on_train_end=False)
-    progress = training.Progress(22, BATCH, 4, TRAIN_TAG)
-    checkpointer = training.Checkpointer(model, tmp_path, writer, 8)
+    progress = loop.Progress(22, BATCH, 4, TRAIN_TAG)
+    checkpointer = loop.Checkpointer(model, tmp_path, events, 8)
     saved = []
     checkpointer.save = lambda step: saved.append(step)
-    callbacks = [training.NanGuard(checkpointer, every=(4, 8)), seen, summaries, progress,
+    callbacks = [loop.NanGuard(checkpointer, every=(4, 8)), seen, summaries, progress,
                  checkpointer]
-    step = training.fit_epochs(model, train_batches, STEPS_PER_EPOCH, 0, 22, callbacks)
+    step = loop.fit_epochs(model, train_batches, STEPS_PER_EPOCH, 0, 22, callbacks)
     summaries.log(step, final=True)
     summaries.close()
     writer.flush()
@@ -91,17 +93,18 @@ def test_default_path_reads_nothing_from_the_device_on_ordinary_steps(monkeypatc
 
     def run(*extra):
         model, train_batches, probe = tiny_run(steps_per_execution=1)
-        writer = training.summary_writer(tmp_path / f"run{len(extra)}")
+        events = EventLog(tmp_path / f"run{len(extra)}")
+        writer = events.writer
         writer.set_as_default()
-        checkpointer = training.Checkpointer(model, tmp_path, writer, 20)
+        checkpointer = loop.Checkpointer(model, tmp_path, events, 20)
         checkpointer.save = lambda step: None
         summaries = ActivationSummaries(probe, writer=writer, every=20, log_on_train_end=False)
-        progress = training.Progress(40, BATCH, 20, TRAIN_TAG)
-        callbacks = [training.NanGuard(checkpointer, every=(20,)), summaries, progress,
-                     checkpointer, training.StopRequests(), *extra]
-        training.fit_epochs(model, train_batches, STEPS_PER_EPOCH, 0, 20, callbacks)  # warm-up
+        progress = loop.Progress(40, BATCH, 20, TRAIN_TAG)
+        callbacks = [loop.NanGuard(checkpointer, every=(20,)), summaries, progress,
+                     checkpointer, loop.StopRequests(), *extra]
+        loop.fit_epochs(model, train_batches, STEPS_PER_EPOCH, 0, 20, callbacks)  # warm-up
         conversions.clear()
-        training.fit_epochs(model, train_batches, STEPS_PER_EPOCH, 20, 60, callbacks)
+        loop.fit_epochs(model, train_batches, STEPS_PER_EPOCH, 20, 60, callbacks)
         summaries.close()
         return len(conversions)
 

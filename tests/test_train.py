@@ -8,7 +8,7 @@ import pytest
 from datasets import synthetic as fixtures
 from runs import TINY, read_events, read_json, run_train
 from model import LAYERS, layer_tag
-from avh.training import PROBE_SIZE
+from avh_app.pipeline import PROBE_SIZE
 from avh.tags import HISTOGRAM_TAG, PLOT_KINDS, PLOT_TAG, STAT_TAG, STATS, TEST_TAG, TRAIN_TAG
 
 pytestmark = pytest.mark.slow  # each test drives train.py as a subprocess

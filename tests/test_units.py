@@ -5,8 +5,8 @@ import time
 import numpy as np
 import pytest
 
-from avh.config import Config, UsageError, check_config, load_config
-from avh.quiet import import_tensorflow
+from avh_app.cli import UsageError, import_tensorflow
+from avh_app.config import Config, check_config, load_config
 
 tf, keras = import_tensorflow()
 
@@ -61,12 +61,12 @@ def test_the_input_pipelines_run_without_tf_data_autotuning():
     a fit in a third of the runs here. Both pipelines are fixed, and still give every example."""
     import types
 
-    from avh import training
+    from avh_app import pipeline
 
     data = types.SimpleNamespace(x_train=np.arange(10, dtype=np.uint8).reshape(10, 1, 1, 1),
                                  y_train=np.arange(10), x_test=np.zeros((3, 1, 1, 1), np.uint8),
                                  y_test=np.zeros(3, np.int64))
-    train_batches, test_batches, _ = training.input_pipeline(data, [0.0], [1.0], 4, seed=0)
+    train_batches, test_batches, _ = pipeline.input_pipeline(data, [0.0], [1.0], 4, seed=0)
     for dataset in (train_batches(0), train_batches(1, skip=1), test_batches):
         assert dataset.options().autotune.enabled is False
     seen = np.concatenate([y.numpy() for _, y in train_batches(0)])
@@ -74,7 +74,7 @@ def test_the_input_pipelines_run_without_tf_data_autotuning():
 
 
 def test_channel_stats_match_numpy():
-    from avh.training import channel_stats
+    from avh_app.pipeline import channel_stats
     images = np.random.default_rng(0).integers(0, 256, (3000, 8, 8, 3), dtype=np.uint8)
     mean, std = channel_stats(images)
     as_float = images.reshape(-1, 3).astype(np.float64)
@@ -270,14 +270,15 @@ def test_load_config_refuses_folders_that_cannot_be_resumed(tmp_path):
 # Events reach disk together with checkpoints, never before.
 
 def test_events_reach_disk_with_the_checkpoint_and_not_before(tmp_path):
-    from avh import training
     from avh.events import read_events
+    from avh_app import loop
+    from avh_app.eventlog import EventLog
 
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     model.compile(optimizer="adam", loss="mse")
-    writer = training.summary_writer(tmp_path)
-    writer.set_as_default()
-    checkpointer = training.Checkpointer(model, tmp_path, writer, every=10)
+    events = EventLog(tmp_path)
+    events.writer.set_as_default()
+    checkpointer = loop.Checkpointer(model, tmp_path, events, every=10)
     for step in range(1, 4):
         tf.summary.scalar("train/loss", 1.0 / step, step=step)
     assert read_events(tmp_path) == {}  # held in memory until a checkpoint is saved

@@ -17,8 +17,9 @@ from tensorboard.data import provider
 from tensorboard.plugins import base_plugin
 from tensorboard.util import tb_logging
 
+from avh import palette
 from avh.dashboard import runs as run_info
-from avh.tags import STATS
+from avh.tags import METRICS_FILE, STATS
 
 PLUGIN_NAME = "activations"
 HISTOGRAMS = "histograms"  # the plugin names the data was written under
@@ -126,13 +127,15 @@ class ActivationsPlugin(base_plugin.TBPlugin):
             config = self._configs.config(name) or {}
             activation = config.get("activation") if isinstance(config.get("activation"), str) else None
             group, seed = run_info.seed_group(name)
+            activation = activation or run_info.guess_activation(name)
             result.append({
                 "run": name,
                 "layers": sorted(layers, key=run_info.layer_order),
                 "stat_layers": sorted(stat_layers, key=run_info.layer_order),
                 "last_step": last_step,
-                "activation": activation or run_info.guess_activation(name),
-                "activation_from": "config" if activation else "name",
+                "activation": activation,
+                "activation_from": "config" if isinstance(config.get("activation"), str) else "name",
+                "colour": palette.colour(activation, key=group),
                 "dataset": config.get("dataset") if isinstance(config.get("dataset"), str) else None,
                 "group": group,
                 "seed": seed,
@@ -228,7 +231,7 @@ class ActivationsPlugin(base_plugin.TBPlugin):
         if not self._configs.logdir or "://" in self._configs.logdir:
             return None
         return os.path.exists(os.path.join(self._configs.logdir, "" if run == "." else run,
-                                           "metrics.json"))
+                                           METRICS_FILE))
 
 
 @functools.lru_cache(maxsize=1)
@@ -245,7 +248,7 @@ def _layer_param(request):
     if len(layers) != 1 or not layers[0]:
         raise BadRequest("give exactly one layer, e.g. ?layer=3_conv3")
     layer = layers[0]
-    if len(layer) > MAX_NAME_CHARS or "/" in layer or not layer.isprintable():
+    if len(layer) > MAX_NAME_CHARS or not layer.isprintable():
         raise BadRequest(f"not a layer name: {layer[:80]!r}")
     return layer
 

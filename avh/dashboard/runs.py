@@ -4,11 +4,11 @@ import json
 import os
 import re
 
-from avh.tags import HISTOGRAM_TAG, STAT_TAG
+from avh import palette
+from avh.tags import CONFIG_FILE, HISTOGRAM_TAG, STAT_TAG
 
 HISTOGRAM_PREFIX = HISTOGRAM_TAG.format(layer="")          # "activations/"
 STAT_PREFIX = STAT_TAG.split("{layer}")[0]                 # "activation_stats/"
-KNOWN_ACTIVATIONS = ("selu", "relu", "lrelu")
 
 # A seed is a path component `seed3`, `seed-3`, `seed_3`, or a suffix of one: `selu-seed3`.
 _SEED_COMPONENT = re.compile(r"^seed[-_]?(\d+)$", re.IGNORECASE)
@@ -17,11 +17,11 @@ _LAYER_NUMBER = re.compile(r"^(\d+)_")
 
 
 def layer_of_histogram_tag(tag):
-    """`activations/3_conv3` -> `3_conv3`; None for any other tag (or a nested one)."""
+    """`activations/3_conv3` -> `3_conv3`, `activations/block_1/dense` -> `block_1/dense`; None
+    for any other tag."""
     if not tag.startswith(HISTOGRAM_PREFIX):
         return None
-    layer = tag[len(HISTOGRAM_PREFIX):]
-    return layer if layer and "/" not in layer else None
+    return tag[len(HISTOGRAM_PREFIX):] or None
 
 
 def stat_tag(layer, stat):
@@ -53,12 +53,7 @@ def seed_group(run):
 
 def guess_activation(run):
     """The activation a run's name suggests, for runs without a readable config.json."""
-    name = run.lower()
-    for marker, activation in (("lrelu", "lrelu"), ("leaky", "lrelu"), ("selu", "selu"),
-                               ("relu", "relu")):
-        if marker in name:
-            return activation
-    return None
+    return palette.name_in(run)
 
 
 class ConfigCache:
@@ -72,7 +67,7 @@ class ConfigCache:
     def config(self, run):
         if not self.logdir or "://" in self.logdir:
             return None  # remote or no logdir: only what the event files hold
-        path = os.path.join(self.logdir, "" if run == "." else run, "config.json")
+        path = os.path.join(self.logdir, "" if run == "." else run, CONFIG_FILE)
         try:
             mtime = os.stat(path).st_mtime_ns
         except OSError:

@@ -2,9 +2,8 @@
 // Asks the backend only for the layer and step on screen, so hundreds of runs stay responsive.
 import {densities, densityAt, drawDistribution, drawTrajectories, xRangeOf} from './charts.js';
 
-// The same activation gets the same colour in every view and every session.
-const ACTIVATION_COLOURS = {selu: '#1f6fd1', relu: '#f07d12', lrelu: '#2b9c3f'};
-const PALETTE = ['#c62f3b', '#8a5cc2', '#8c564b', '#d6589f', '#5f6b73', '#a5a21c', '#159fb0'];
+// Each run's colour comes from the backend (avh.palette: the same activation, the same colour
+// in the dashboard and in report.py's figures); runs sharing a colour get shades of it.
 const SHADES = [0, 0.38, -0.35, 0.6, -0.55, 0.2, -0.2];  // runs sharing a colour: lighter, darker
 const BAND_POINTS = 240;
 
@@ -16,12 +15,6 @@ function element(tag, attrs = {}, parent = null, content = null) {
   if (content !== null) node.textContent = content;
   if (parent) parent.appendChild(node);
   return node;
-}
-
-function hashIndex(name, n) {
-  let h = 0;
-  for (const ch of name) h = (h * 31 + ch.charCodeAt(0)) >>> 0;
-  return h % n;
 }
 
 function shade(hex, amount) {
@@ -161,7 +154,7 @@ class Dashboard {
       const key = run.activation || run.group;
       const index = byKey.get(key) || 0;
       byKey.set(key, index + 1);
-      const baseColour = ACTIVATION_COLOURS[run.activation] || PALETTE[hashIndex(key, PALETTE.length)];
+      const baseColour = run.colour;
       this.colours.set(run.run, shade(baseColour, SHADES[index % SHADES.length]));
       if (!this.colours.has('group:' + run.group)) this.colours.set('group:' + run.group, baseColour);
     }

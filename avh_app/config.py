@@ -5,11 +5,13 @@ import dataclasses
 import json
 from pathlib import Path
 
-from avh.cli import UsageError  # settings raise it; train.py imports it from here
+from avh import DEFAULT_EVERY
+from avh.tags import CONFIG_FILE, METRICS_FILE
+from avh_app.cli import UsageError
+from model import LAYERS, PLOT_LAYERS
 
 CHECKPOINT = "checkpoint.keras"
 PARTIAL_CHECKPOINT = ".checkpoint-partial.keras"  # written first, renamed when complete
-
 
 # Each optimizer's defaults. The same for every activation, so comparisons stay fair; chosen from
 # the measurements in the README ("Choosing the optimizer").
@@ -39,8 +41,8 @@ class Config:
     dropout_kind: str = "auto"
     logdir: str = "logs"
     run_name: str | None = None
-    summary_every: int = 100
-    plot_layers: tuple[int, ...] = (3, 4)
+    summary_every: int = DEFAULT_EVERY
+    plot_layers: tuple[int, ...] = PLOT_LAYERS
     checkpoint_every: int = 500
     steps_per_execution: int = 1          # see README, Performance: chosen from measurements
     jit: bool = False
@@ -81,6 +83,9 @@ def check_config(cfg):
                              f"cadences that are multiples of it (or a smaller N)")
     if not 0 <= cfg.dropout < 1:
         raise UsageError(f"--dropout must be in [0, 1), got {cfg.dropout}")
+    bad = [k for k in cfg.plot_layers if not 1 <= k <= len(LAYERS)]
+    if bad:
+        raise UsageError(f"--plot-layers takes layer numbers 1-{len(LAYERS)}, got {bad[0]}")
     if cfg.run_name is not None:
         name = Path(cfg.run_name)
         if not cfg.run_name.strip() or name.is_absolute() or ".." in name.parts:
@@ -90,7 +95,7 @@ def check_config(cfg):
 def load_config(run_dir):
     """The Config saved in a run folder, or UsageError if the folder is not a finished-or-not run."""
     run_dir = Path(run_dir)
-    path = run_dir / "config.json"
+    path = run_dir / CONFIG_FILE
     try:
         saved = json.loads(path.read_text())
         fields = {f.name for f in dataclasses.fields(Config)}
@@ -98,8 +103,8 @@ def load_config(run_dir):
     except (OSError, ValueError, TypeError, AttributeError) as err:
         raise UsageError(f"--resume {run_dir}: not a run folder of this app (cannot read {path}: {err})")
     cfg.plot_layers = tuple(cfg.plot_layers)
-    if (run_dir / "metrics.json").exists():
-        raise UsageError(f"--resume {run_dir}: this run already finished (see its metrics.json)")
+    if (run_dir / METRICS_FILE).exists():
+        raise UsageError(f"--resume {run_dir}: this run already finished (see its {METRICS_FILE})")
     if not (run_dir / CHECKPOINT).exists():
         raise UsageError(f"--resume {run_dir}: no checkpoint yet, the run stopped before its first "
                          f"one; start a new run instead")

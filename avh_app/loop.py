@@ -1,26 +1,23 @@
-"""The app's training loop: input pipeline, optimizer, and one fit() per epoch with the callbacks
-that make a run safe to stop, resume and trust (NaN guard, stop requests, progress, checkpoints).
+"""The app's training loop: the optimizer, one fit() per epoch, the test set, and the callbacks that
+make a run safe to stop, resume and trust (NaN guard, stop requests, progress, checkpoints).
 
-train.py and scripts/benchmark.py both run it. It knows nothing of flags or of run folders' names.
+avh_app.run puts a run together from these. Nothing here knows flags or run-folder names.
 """
-import json
 import math
-import os
 import signal
+import sys
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from avh import runfolder
-from avh.config import CHECKPOINT, PARTIAL_CHECKPOINT, optimizer_settings
 from avh.steps import StepCallback, StepCallbackList
 from avh.tags import TEST_TAG
+from avh_app import runfolder
+from avh_app.config import CHECKPOINT, PARTIAL_CHECKPOINT, optimizer_settings
 
 PROCESS_START = time.perf_counter()  # set again by train.py at its first line
-PROBE_SIZE = 128          # test images in the fixed probe batch (the first ones, for every run)
-EVAL_BATCH_SIZE = 256
 
 
 class Interrupted(Exception):
@@ -31,45 +28,6 @@ class Interrupted(Exception):
 
 class Diverged(Exception):
     pass
-
-
-def input_pipeline(data, mean, std, batch_size, seed):
-    """(train_batches(epoch, skip), test_batches, standardise) over the uint8 arrays in memory;
-    every batch is standardised with the per-channel `mean` and `std`."""
-    mean_t, std_t = tf.constant(mean), tf.constant(std)
-    x_train, y_train = tf.constant(data.x_train), tf.constant(data.y_train)
-    n_train = len(data.x_train)
-
-    def standardise(images):
-        return (tf.cast(images, tf.float32) - mean_t) / std_t
-
-    def train_batches(epoch, skip=0):
-        """Epoch `epoch`'s batches, from batch `skip` on. The order is a pure function of
-        (seed, epoch), so a resumed run sees exactly the batches the interrupted one would have."""
-        order = tf.random.experimental.stateless_shuffle(tf.range(n_train), seed=[seed, epoch])
-        return with_fixed_knobs(
-            tf.data.Dataset.from_tensor_slices(order)
-            .batch(batch_size).skip(skip)
-            .map(lambda i: (standardise(tf.gather(x_train, i)), tf.gather(y_train, i)),
-                 num_parallel_calls=tf.data.AUTOTUNE)
-            .prefetch(tf.data.AUTOTUNE))
-
-    test_batches = (tf.data.Dataset.from_tensor_slices((data.x_test, data.y_test))
-                    .batch(EVAL_BATCH_SIZE)
-                    .map(lambda x, y: (standardise(x), y), num_parallel_calls=tf.data.AUTOTUNE)
-                    .prefetch(tf.data.AUTOTUNE))
-    return train_batches, with_fixed_knobs(test_batches), standardise
-
-
-def with_fixed_knobs(dataset):
-    """`dataset` without tf.data's autotuning thread: deleting an iterator waits for that
-    thread's current sleep, which grows the longer the iterator runs, so every fit() (one per
-    epoch) and evaluation ended with a stall of 0-40 s in about a third of the runs here
-    (measured at 8-9 s after 60 CIFAR-10 steps). AUTOTUNE then means one parallel call per core
-    and a prefetch buffer of one batch, plenty for a pipeline that gathers from memory."""
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    return dataset.with_options(options)
 
 
 def compile_model(model, cfg, total_steps):
@@ -114,38 +72,13 @@ def fit_epochs(model, train_batches, steps_per_epoch, start_step, total_steps, c
     return step
 
 
-def evaluate(model, test_batches, step, callbacks=()):
+def evaluate(model, test_batches, step, callbacks=(), say=print):
     """Test loss and accuracy on the full test set in inference mode, logged at `step`."""
     result = model.evaluate(test_batches, verbose=0, return_dict=True, callbacks=list(callbacks))
     for metric in ("loss", "accuracy"):
         tf.summary.scalar(TEST_TAG.format(metric=metric), result[metric], step=step)
-    print(f"step {step}: test loss {result['loss']:.4f}, test accuracy {result['accuracy']:.2%}")
+    say(f"step {step}: test loss {result['loss']:.4f}, test accuracy {result['accuracy']:.2%}")
     return result
-
-
-def summary_writer(run_dir):
-    """The run's event writer. Events wait in memory until Checkpointer flushes them: nothing
-    else may flush it (note that leaving a `with writer.as_default()` block does)."""
-    return tf.summary.create_file_writer(str(run_dir), max_queue=1_000_000, flush_millis=10**9)
-
-
-def channel_stats(images):
-    """Exact per-channel mean and std of uint8 images from each channel's 256-bin value counts
-    (fast, and never a float copy of the whole set)."""
-    levels = np.arange(256, dtype=np.float64)
-    mean, std = [], []
-    for c in range(images.shape[-1]):
-        counts = np.bincount(images[..., c].ravel(), minlength=256).astype(np.float64)
-        m = counts @ levels / counts.sum()
-        mean.append(m)
-        std.append(np.sqrt(counts @ (levels - m) ** 2 / counts.sum()))
-    # A constant channel (all-black borders, a test fixture) must not divide by zero.
-    return np.float32(mean), np.maximum(np.float32(std), 1e-3)
-
-
-def write_json(path, obj):
-    """Written whole or not at all; runfolder.WriteFailed if it cannot be."""
-    runfolder.write_durably(path, json.dumps(obj, indent=2) + "\n")
 
 
 class NanGuard(StepCallback):
@@ -212,78 +145,132 @@ class StopRequests(keras.callbacks.Callback):
         self.check()  # the test set can take longer than a scheduler's grace period
 
 
+class SteadyClock(keras.callbacks.Callback):
+    """Steady-state training time: each fit() is timed from the end of its first step (the first
+    one also builds the training graph) to its end, in wall time and in the process's CPU time
+    (user + system, every thread). No batch-end hook: it reads nothing from the device."""
+
+    def __init__(self, process_start=None):
+        super().__init__()
+        self.process_start = PROCESS_START if process_start is None else process_start
+        self.first_step_at = None  # seconds from the process's start to its first step's end
+        self.seconds = self.cpu_seconds = 0.0
+        self.steps = 0
+        self._since = None
+
+    def on_train_begin(self, logs=None):
+        self._since, self._steps = None, 0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if batch and self._since is None:  # the fit's first execution has ended
+            self._since = (time.perf_counter(), time.process_time(), batch)
+            if self.first_step_at is None:
+                self.first_step_at = self._since[0] - self.process_start
+        self._steps = batch
+
+    def on_train_end(self, logs=None):
+        if self._since is not None:
+            wall, cpu, first = self._since
+            self.seconds += time.perf_counter() - wall
+            self.cpu_seconds += time.process_time() - cpu
+            self.steps += (self.params.get("steps") or self._steps) - first
+
+    def examples_per_sec(self, batch_size):
+        """None for a run too short to time (one execution per fit())."""
+        return self.steps * batch_size / self.seconds if self.steps else None
+
+    def cpu_seconds_per_step(self):
+        return self.cpu_seconds / self.steps if self.steps else None
+
+
 class Progress(StepCallback):
-    """Prints a line and logs train loss/accuracy every `every` steps; measures throughput.
+    """Logs train loss/accuracy every `every` steps, and shows how far the run is: on a terminal
+    a keras.utils.Progbar (steps, examples/s, loss, accuracy, time left), updated about twice a
+    second; elsewhere (a pipe, a log file, compare.py's prefixed output) a plain line every
+    `print_every` steps and at the end. The loss is read (a host sync) at those steps only."""
 
-    Throughput is steady-state training, summaries and checkpoints included: each fit()'s
-    clock starts when its first step ends (the first one also builds the training graph)."""
+    BAR_SECONDS = 0.5  # between two updates of the bar
 
-    def __init__(self, total_steps, batch_size, every, tag, print_every=None):
+    def __init__(self, total_steps, batch_size, every, tag, print_every=None, start_step=0,
+                 terminal=None):
         super().__init__()
         self.total_steps, self.batch_size = total_steps, batch_size
         self.every, self.tag = every, tag
         self.print_every = print_every or every  # a line per logged point would flood the terminal
-        self.first_step_at = None
-        self.timed_seconds = 0.0
-        self.timed_steps = 0
-        self._clock = None
+        self.start_step = start_step
+        terminal = sys.stdout.isatty() if terminal is None else terminal
+        # A resumed run's bar counts this process's steps: Progbar times its first step only.
+        self.bar = keras.utils.Progbar(total_steps - start_step, stateful_metrics=STATEFUL,
+                                       unit_name="step") if terminal else None
+        self._bar_at = 0.0
+        self._bar_open = False  # a bar not yet finished is on screen
+        self._mark = None  # (time, step) of the last line: the rate since then
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
-        self._clock = None
-        self._mark = (time.perf_counter(), self._epoch_start)
-
-    def on_train_end(self, logs=None):
-        if self._clock is not None:
-            self.timed_seconds += time.perf_counter() - self._clock[0]
-            self.timed_steps += self._last_step - self._clock[1]
-
-    def on_train_batch_begin(self, batch, logs=None):
-        if batch and self._clock is None:  # the fit's first execution has ended
-            self._clock = (time.perf_counter(), self._epoch_start + batch)
-        super().on_train_batch_begin(batch, logs)
+        if self._mark is None:
+            self._mark = (time.perf_counter(), self._epoch_start)
 
     def on_step_end(self, step):
-        if self.first_step_at is None:
-            self.first_step_at = time.perf_counter() - PROCESS_START
-        if step % self.every and step != self.total_steps:
+        now = time.perf_counter()
+        last = step == self.total_steps
+        log_point = step % self.every == 0 or last
+        if self.bar is not None:
+            shown = last or now - self._bar_at >= self.BAR_SECONDS
+        else:
+            shown = step % self.print_every == 0 or last
+        if not (log_point or shown):
             return
         # The running means since the fit began: read here only, a host sync at this step alone.
         logs = self.model.get_metrics_result()
         loss, accuracy = float(logs["loss"]), float(logs["accuracy"])
-        tf.summary.scalar(self.tag.format(metric="loss"), loss, step=step)
-        tf.summary.scalar(self.tag.format(metric="accuracy"), accuracy, step=step)
-        if step % self.print_every and step != self.total_steps:
+        if log_point:
+            tf.summary.scalar(self.tag.format(metric="loss"), loss, step=step)
+            tf.summary.scalar(self.tag.format(metric="accuracy"), accuracy, step=step)
+        if not shown:
             return
-        now = time.perf_counter()
         rate = (step - self._mark[1]) * self.batch_size / max(now - self._mark[0], 1e-9)
+        if self.bar is not None:
+            self._bar_at, self._bar_open, self._mark = now, not last, (now, step)
+            self.bar.update(step - self.start_step, [("examples/s", rate), ("loss", loss),
+                                                     ("accuracy", accuracy)])
+            return
+        left = (self.total_steps - step) * (now - self._mark[0]) / max(step - self._mark[1], 1)
         self._mark = (now, step)
         print(f"step {step}/{self.total_steps}: loss {loss:.4f}, accuracy {accuracy:.2%}, "
-              f"{rate:.0f} examples/s")
+              f"{rate:.0f} examples/s" + (f", {_duration(left)} left" if not last else ""),
+              flush=True)
 
-    def examples_per_sec(self):
-        """None for a run too short to time (one step per fit())."""
-        if not self.timed_steps:
-            return None
-        return self.timed_steps * self.batch_size / self.timed_seconds
+    def say(self, text):
+        """Print a line of the run's own (a test result) without breaking the bar."""
+        if self._bar_open:
+            text, self._bar_open = "\n" + text, False
+        print(text, flush=True)
+
+
+STATEFUL = ("examples/s", "loss", "accuracy")  # shown as given: running means already
+
+
+def _duration(seconds):
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 \
+        else f"{seconds // 60}:{seconds % 60:02d}"
 
 
 class Checkpointer(StepCallback):
     """Saves model and optimizer every `every` steps, events first: the event log is flushed and
-    checked on disk, then the checkpoint is written to a partial file, synced and renamed. So a
-    checkpoint on disk always has its events on disk (they may run up to one checkpoint ahead of
-    it, which a resumed run recognises), and a hard kill never leaves a half-written checkpoint
-    where --resume looks. At the last step of a fit() it leaves the save to the caller, who
-    evaluates first, so that step's logs are complete when they reach the disk."""
+    checked on disk (avh_app.eventlog), then the checkpoint is written to a partial file, synced
+    and renamed. So a checkpoint on disk always has its events on disk (they may run ahead of it,
+    which a resumed run recognises), and a hard kill never leaves a half-written checkpoint where
+    --resume looks. At the last step of a fit() it leaves the save to the caller, who evaluates
+    first, so that step's logs are complete when they reach the disk."""
 
-    def __init__(self, model, run_dir, writer, every, probe_batch=None):
+    def __init__(self, model, run_dir, events, every, probe_batch=None):
         super().__init__()
         self.set_model(model)
-        self.run_dir, self.writer, self.every = run_dir, writer, every
+        self.run_dir, self.events, self.every = run_dir, events, every
         self.probe_batch = probe_batch
         self.saved_step = None
-        self.before_flush = lambda: None  # e.g. wait for events other threads are writing
-        self._event_file, self._checked_offset = None, 0
 
     def on_step_end(self, step):
         # Not at a fit's last step: the loop saves there itself, after the test set.
@@ -295,7 +282,7 @@ class Checkpointer(StepCallback):
         Diverged if the model is no longer finite; runfolder.WriteFailed if a write fails."""
         if step != self.saved_step:
             self._check_finite(step)
-        self.flush_events(step)
+        self.events.flush(step)
         if step == self.saved_step:
             return
         partial = self.run_dir / PARTIAL_CHECKPOINT
@@ -310,26 +297,6 @@ class Checkpointer(StepCallback):
                     f"{runfolder.cause(err, self.run_dir)}", self.run_dir) from None
             raise
         self.saved_step = step
-
-    def flush_events(self, step):
-        """Flush the event log and prove it reached the disk: a marker event (a SessionLog
-        CHECKPOINT, which TensorBoard does not show) written last must be there, whole."""
-        from tensorboard.compat.proto import event_pb2
-
-        self.before_flush()
-
-        marker = event_pb2.Event(step=step, wall_time=time.time())
-        marker.session_log.status = event_pb2.SessionLog.CHECKPOINT
-        # tf.summary has no public call for a raw event; ImportEvent is the op it would use.
-        tf.raw_ops.ImportEvent(writer=self.writer._resource, event=marker.SerializeToString())
-        self.writer.flush()
-        if self._event_file is None:
-            own = [p for p in self.run_dir.glob("events.out.tfevents.*")
-                   if f".{os.getpid()}." in p.name]
-            self._event_file = max(own, key=lambda p: p.stat().st_mtime_ns)
-        self._checked_offset = runfolder.check_events_reached_disk(
-            self._event_file, self._checked_offset,
-            lambda e: e.step == step and e.session_log.status == e.session_log.CHECKPOINT)
 
     def _check_finite(self, step):
         finite = all(np.isfinite(w).all() for w in self.model.get_weights())

@@ -8,6 +8,7 @@ import math
 import keras
 import tensorflow as tf
 
+from avh import DEFAULT_EVERY
 from avh.steps import StepCallback
 from avh.tags import TEST_SUBSET_TAG
 
@@ -21,9 +22,9 @@ EVAL_SUBSET_MIN, EVAL_SUBSET_MAX = 100, 1000
 
 
 def train_log_every(summary_every, total_steps):
-    """Steps between train loss/accuracy points: `summary_every` (100 when 0), or less so that
-    the run has TRAIN_POINTS of them."""
-    return max(1, min(summary_every or 100, total_steps // TRAIN_POINTS))
+    """Steps between train loss/accuracy points: `summary_every` (DEFAULT_EVERY when 0), or
+    less so that the run has TRAIN_POINTS of them."""
+    return max(1, min(summary_every or DEFAULT_EVERY, total_steps // TRAIN_POINTS))
 
 
 def eval_subset_size(total_steps, batch_size):

@@ -13,7 +13,8 @@ from tensorboard.plugins.custom_scalar import summary as custom_scalar_summary
 from tensorboard.plugins.hparams import api as hp
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from avh.tags import STAT_TAG, STATS, TEST_SUBSET_TAG, TEST_TAG, TRAIN_TAG
+from avh.tags import (CONFIG_FILE, CONFIG_TEXT_TAG, STAT_TAG, STATS, TEST_SUBSET_TAG, TEST_TAG,
+                      TRAIN_TAG)
 
 # The settings shown as HParams columns, in this order: what may differ between runs of a root.
 # Values must be bool, int, float or str (TensorBoard's rule); None becomes NONE.
@@ -29,7 +30,6 @@ METRICS = (("accuracy", "test accuracy"), ("loss", "test loss"))
 STAT_CATEGORIES = {"mean": ("activation mean per layer", "SELU target 0"),
                    "std": ("activation std per layer", "SELU target 1"),
                    "nonpositive_fraction": ("share of activations <= 0 per layer", "")}
-CONFIG_TEXT_TAG = "config"
 
 
 def hparams_of(config):
@@ -115,7 +115,7 @@ def _exactly(tag):
 def log_run_overview(run_dir, layer_tags):
     """Write the run's HParams (from its config.json), config text and Custom Scalars layout at
     step 0 to the default summary writer. Call it for a new run only."""
-    config = json.loads((Path(run_dir) / "config.json").read_text())
+    config = json.loads((Path(run_dir) / CONFIG_FILE).read_text())
     tf.summary.experimental.write_raw_pb(hparams_config_pb().SerializeToString(), step=0)
     hp.hparams(hparams_of(config), trial_id=Path(run_dir).name)
     tf.summary.text(CONFIG_TEXT_TAG, config_markdown(config), step=0)

@@ -1,10 +1,23 @@
-"""Silence TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notes) for command-line tools.
+"""What every command of the app shares: bad input as one `error:` line with exit status 2, and
+TensorFlow imported without its C++ start-up chatter.
 
-No TensorFlow import here: this must run before it.
+No TensorFlow import here: compare.py and report.py use this before anything heavy.
 """
 import contextlib
 import os
 import sys
+
+BAD_INPUT = 2  # the exit status of every command for a bad flag, file or folder
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit code 2."""
+
+
+def usage_error(message):
+    """argparse's `error` hook: argparse's own message as one `error:` line, exit 2."""
+    print(f"error: {message} (see --help)", file=sys.stderr)
+    sys.exit(BAD_INPUT)
 
 
 @contextlib.contextmanager

@@ -11,10 +11,11 @@ import signal
 import tempfile
 from pathlib import Path
 
+import keras
 import tensorflow as tf
 
-from avh.config import UsageError
-from avh.training import Interrupted, StopRequests
+from avh_app.cli import UsageError
+from avh_app.loop import Interrupted, StopRequests
 
 STRATEGIES = ("auto", "one", "mirrored", "multiworker")
 # Tests on a CPU-only machine: split the CPU into this many logical devices, so that
@@ -164,14 +165,23 @@ def prepare_fit(model, strategy, x, y):
     1. fit() and evaluate() first all-reduce a whole (x, y) batch to build the model's metrics,
        a reduce that this strategy rejects: build them here from one local batch and skip it.
     2. Each step's logs are reduced with `reduce(MEAN, axis=0)`, which fails on scalars: reduce
-       them across the replicas (axis=None), which is what the logs need."""
+       them across the replicas (axis=None), which is what the logs need.
+    Both go through private Keras names: if a Keras release renames them, this says so and stops
+    instead of training with the bug back."""
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return
+    from keras.src.backend.tensorflow import trainer
+
+    missing = [name for name, owner in (("_symbolic_build", model), ("_maybe_symbolic_build", model),
+                                        ("reduce_per_replica", trainer))
+               if not hasattr(owner, name)]
+    if missing:
+        raise UsageError(f"--strategy multiworker: this Keras ({keras.__version__}) lacks "
+                         f"{', '.join(missing)}, which the workaround for keras-team/keras#20585 "
+                         f"needs; use the Keras that pyproject.toml pins")
     with strategy.scope():
         model._symbolic_build(data_batch=(x, y))
     model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
-    from keras.src.backend.tensorflow import trainer
-
     if getattr(trainer.reduce_per_replica, "avh_patched", False):
         return
     keras_reduce = trainer.reduce_per_replica

@@ -1,16 +1,21 @@
-"""A run folder's safety: one process at a time (an OS lock a killed process releases), files that
-are written completely or not at all, and proof that flushed events reached the disk.
+"""A run folder: made new for every run and never reused, one process at a time (an OS lock a
+killed process releases), files written completely or not at all, and proof that flushed events
+reached the disk.
 
 No TensorFlow here: compare.py checks locks with it.
 """
 import errno
 import fcntl
+import json
 import os
 import struct
+import time
 import zipfile
 from pathlib import Path
 
-from avh.config import CHECKPOINT, UsageError
+from avh.tags import CONFIG_FILE, METRICS_FILE
+from avh_app.cli import UsageError
+from avh_app.config import CHECKPOINT
 
 LOCK_FILE = ".lock"
 # struct flock on Linux: l_type, l_whence, l_start, l_len, l_pid (native alignment, 32 bytes).
@@ -28,6 +33,45 @@ class WriteFailed(Exception):
     def __init__(self, message, run_dir):
         super().__init__(message)
         self.run_dir = Path(run_dir)
+
+
+def create(cfg):
+    """Make the run's folder, never reusing one: an explicit --run-name that exists is refused;
+    the default `DATASET/ACTIVATION-TIMESTAMP` gets a -2, -3, ... suffix when two runs start in
+    the same second."""
+    logdir = Path(cfg.logdir)
+    if cfg.run_name is not None:
+        candidates = [logdir / cfg.run_name]
+    else:
+        base = logdir / cfg.dataset / f"{cfg.activation}-{time.strftime('%Y%m%d-%H%M%S')}"
+        candidates = [base] + [base.with_name(f"{base.name}-{i}") for i in range(2, 1000)]
+    for run_dir in candidates:
+        try:
+            run_dir.parent.mkdir(parents=True, exist_ok=True)
+            run_dir.mkdir()  # atomic: of two runs racing for a name, exactly one gets it
+            return run_dir
+        except FileExistsError:
+            if cfg.run_name is not None:
+                pid = holder(run_dir)
+                hint = (f" (process {pid} is training it)" if pid else
+                        f" or continue it with --resume {run_dir}" if resumable(run_dir) else "")
+                raise UsageError(f"run folder {run_dir} already exists; choose another "
+                                 f"--run-name{hint}")
+        except OSError as err:
+            raise UsageError(f"cannot create run folder {run_dir}: {err.strerror or err}")
+    raise UsageError(f"too many runs named {candidates[0]}-*; pass --run-name")
+
+
+def write_config(run_dir, config):
+    """config.json of a new run folder, or no folder at all: a run that cannot write it leaves
+    nothing behind (the folder holds only its lock file then)."""
+    try:
+        write_json(run_dir / CONFIG_FILE, config)
+    except WriteFailed:
+        for leftover in run_dir.iterdir():
+            leftover.unlink()
+        run_dir.rmdir()
+        raise
 
 
 def lock(run_dir):
@@ -70,8 +114,13 @@ def resumable(run_dir):
     """Whether `train.py --resume run_dir` has something to continue: a checkpoint and no
     metrics.json (a finished run), and no process training it now."""
     run_dir = Path(run_dir)
-    return ((run_dir / CHECKPOINT).exists() and not (run_dir / "metrics.json").exists()
+    return ((run_dir / CHECKPOINT).exists() and not (run_dir / METRICS_FILE).exists()
             and holder(run_dir) is None)
+
+
+def write_json(path, obj):
+    """`obj` as indented JSON, written whole or not at all (see write_durably)."""
+    write_durably(path, json.dumps(obj, indent=2) + "\n")
 
 
 def write_durably(path, data):

@@ -1,0 +1,159 @@
+"""The benchmark's results: each kind against the plain fit of the same repeat (medians with
+bootstrap intervals), the whole-process pairs, the figures at each cadence, and the Markdown
+report. It reads what the measured processes wrote; it measures nothing itself."""
+import os
+import platform
+from importlib.metadata import version
+from pathlib import Path
+
+from avh_app.bench import stats
+from avh_app.bench.plan import KINDS, SHAPES
+from avh_app.bench.processes import GB
+
+SHAPE_NAMES = {"mnist": "MNIST, the app's CNN", "cifar10": "CIFAR-10, the app's CNN",
+               "resnet50v2": "ResNet50V2, 32x32", "efficientnetb0": "EfficientNetB0, 32x32",
+               "densenet121": "DenseNet121, 32x32"}
+# The comparisons the report states, where both kinds ran: (kind, against).
+PAIRS = (("callback", "handwritten"), ("callback", "keras-tensorboard"), ("app", "plain"))
+
+
+def summarise(runs):
+    """{"kinds": {shape: {kind: summary}}, "pairs": ..., "whole": ..., "cadence": ...}."""
+    by = {}
+    for run in runs:
+        by.setdefault(run.section, {}).setdefault(run.shape, {}).setdefault(run.kind, {})[run.repeat] = run.result
+    kinds, pairs = {}, {}
+    for shape, per_kind in by.get("kinds", {}).items():
+        plain = per_kind.get("plain", {})
+        kinds[shape] = {}
+        for kind, repeats in per_kind.items():
+            paired = [r for r in repeats if r in plain]
+            ratio = [repeats[r]["examples_per_sec"] / plain[r]["examples_per_sec"] for r in paired]
+            cpu = [repeats[r]["cpu_seconds_per_step"] / plain[r]["cpu_seconds_per_step"] for r in paired]
+            results = list(repeats.values())
+            kinds[shape][kind] = {
+                "repeats": len(results),
+                "examples_per_sec": stats.median_interval([r["examples_per_sec"] for r in results]),
+                "ratio": stats.median_interval(ratio),
+                "cpu_ratio": stats.median_interval(cpu),
+                "cpu_ms_per_step": stats.median_interval(
+                    [1000 * r["cpu_seconds_per_step"] for r in results]),
+                "first_step_s": stats.median_interval([r["seconds_to_first_step"] for r in results]),
+                "peak_rss_gb": max(r["peak_rss"] for r in results) / GB,
+                "event_ms": _mean_dicts([r.get("event_ms") for r in results]),
+                "figure_ms": _mean([r.get("figure_ms") for r in results]),
+                "logged_layers": results[0].get("logged_layers"),
+                "figures": results[0].get("figures"),
+            }
+        for kind, against in PAIRS:
+            a, b = per_kind.get(kind, {}), per_kind.get(against, {})
+            common = sorted(set(a) & set(b) & set(plain) if against != "plain" else set(a) & set(b))
+            if common:
+                pairs[shape, kind, against] = (stats.median_interval(
+                    [a[r]["examples_per_sec"] / b[r]["examples_per_sec"] for r in common]), len(common))
+    whole = by.get("whole", {}).get("cifar10-subset", {})
+    summary = {"kinds": kinds, "pairs": pairs, "cadence": {}}
+    if whole:
+        on, off = list(whole.get("app", {}).values()), list(whole.get("app-off", {}).values())
+        summary["whole"] = {
+            "on_s": [r["wall_seconds"] for r in on], "off_s": [r["wall_seconds"] for r in off],
+            "overhead": min(r["wall_seconds"] for r in on) / min(r["wall_seconds"] for r in off) - 1,
+            "first_step_on_s": min(r["seconds_to_first_step"] for r in on),
+            "first_step_off_s": min(r["seconds_to_first_step"] for r in off),
+            "figures": on[0].get("figures"), "peak_rss_gb": max(r["peak_rss"] for r in on) / GB}
+    for kind, repeats in by.get("cadence", {}).get("mnist", {}).items():
+        summary["cadence"][int(kind.split("-")[1])] = repeats[0].get("figures")
+    return summary
+
+
+def _mean(values):
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+def _mean_dicts(dicts):
+    dicts = [d for d in dicts if d]
+    return {k: _mean([d[k] for d in dicts]) for k in dicts[0]} if dicts else None
+
+
+def machine():
+    model = next((line.split(":", 1)[1].strip() for line in _cpuinfo()
+                  if line.startswith("model name")), platform.processor() or platform.machine())
+    return {"cpu": model, "cores": len(os.sched_getaffinity(0)), "python": platform.python_version(),
+            **{package: version(package) for package in ("tensorflow", "keras", "matplotlib")}}
+
+
+def _cpuinfo():
+    try:
+        return Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return []
+
+
+def _ci(interval, fmt="{:.3f}"):
+    median, low, high = interval
+    if low == high:
+        return fmt.format(median)
+    return f"{fmt.format(median)} ({fmt.format(low)}-{fmt.format(high)})"
+
+
+def report(summary, plan, info):
+    """The benchmark's Markdown report."""
+    m = info["machine"]
+    quick = " (--quick: a smoke test, its numbers mean nothing)" if plan.scale < 1 else ""
+    lines = [f"## avh benchmark{quick}", "",
+             f"{info['date']}; {m['cpu']}, {m['cores']} cores; TensorFlow {m['tensorflow']}, "
+             f"Keras {m['keras']}, Python {m['python']}; load average {info['load_before']:.2f} "
+             f"before, {info['load_after']:.2f} after; {plan.repeats} repeat(s) of every kind, "
+             f"interleaved; medians with {stats.CONFIDENCE:.0%} bootstrap intervals", "",
+             "| shape | kind | ex/s | ratio to plain | CPU/step ratio | first step s | peak RSS GB |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for shape in [s.name for s in SHAPES if s.name in summary["kinds"]]:
+        for kind, k in summary["kinds"][shape].items():
+            lines.append(f"| {SHAPE_NAMES.get(shape, shape)} | {kind} | "
+                         f"{k['examples_per_sec'][0]:.0f} | {_ci(k['ratio'])} | {_ci(k['cpu_ratio'])} "
+                         f"| {k['first_step_s'][0]:.1f} | {k['peak_rss_gb']:.2f} |")
+    lines += ["", "kinds: " + "; ".join(f"**{kind}**: {text}" for kind, text in KINDS.items())]
+    if summary["pairs"]:
+        lines += ["", "paired, repeat by repeat (ex/s of the first over the second; above 1: the "
+                      "first is faster):"]
+        for (shape, kind, against), (interval, repeats) in summary["pairs"].items():
+            lines.append(f"- {shape}: {kind} / {against} {_ci(interval)}: "
+                         f"{_words(stats.verdict(interval, repeats), kind, against)}")
+    events = [(shape, k) for shape, per_kind in summary["kinds"].items()
+              for kind, k in per_kind.items() if kind == "callback" and k["event_ms"]]
+    if events:
+        lines += ["", "one summary event of the callback (mean over the run's events):"]
+        for shape, k in events:
+            figures = f", figures {k['figure_ms']:.0f} ms of CPU on their thread" if k["figure_ms"] else ""
+            step_ms = 1000 * 64 / k["examples_per_sec"][0]
+            lines.append(f"- {shape}: {k['logged_layers']} layers; {k['event_ms']['training_thread']:.0f} "
+                         f"ms on the training thread ({k['event_ms']['training_thread'] / (100 * step_ms):.1%} "
+                         f"of 100 steps), moments {k['event_ms']['moments']:.0f} ms on their thread"
+                         f"{figures}")
+    if "whole" in summary:
+        w = summary["whole"]
+        lines += ["", f"whole process, {plan.whole_steps}-step CIFAR-10-subset run, best of "
+                      f"{len(w['on_s'])}, alternately: {min(w['on_s']):.1f} s with default "
+                      f"summaries, {min(w['off_s']):.1f} s with --summary-every 0: "
+                      f"{100 * w['overhead']:+.1f}% (every run: "
+                      f"{', '.join(f'{s:.1f}' for s in w['on_s'])} s / "
+                      f"{', '.join(f'{s:.1f}' for s in w['off_s'])} s); first step at "
+                      f"{w['first_step_on_s']:.1f} s / {w['first_step_off_s']:.1f} s; "
+                      f"figures at {_figures(w['figures'])} summary steps; peak RSS "
+                      f"{w['peak_rss_gb']:.2f} GB"]
+    if summary["cadence"]:
+        lines += ["", f"figures at every summary step, MNIST, {plan.cadence_steps} steps: " + "; ".join(
+            f"--summary-every {every}: {_figures(figures)}"
+            for every, figures in sorted(summary["cadence"].items()))]
+    return "\n".join(lines)
+
+
+def _figures(figures):
+    return "?" if not figures else f"{figures[0]} of {figures[1]}"
+
+
+def _words(verdict, kind, against):
+    return {"above": f"{kind} is faster", "below": f"{kind} is slower",
+            "within": "no difference resolved",
+            "too few": f"fewer than {stats.MIN_REPEATS} repeats: nothing resolved"}[verdict]

@@ -1,0 +1,1 @@
+"""report.py's parts: reading the runs, the figures, the depth-sweep figure, the page."""
