@@ -18,6 +18,16 @@ MOMENT_TAG = "moments/{layer}/{stat}"
 MOMENT_STATS = ("omega", "omega_spread", "tau", "tau_spread", "input_correlation",
                 "predicted_mean", "predicted_std", "predicted_std_given_preactivation")
 MOMENT_MAP_TAG = "activation_plots/moment_map"         # SELU layers' (mean, variance) over training
+# The backward signal on the probe batch and its labels: the gradient of the loss with respect to
+# each logged layer's output (a histogram, and its std, RMS and share of exact zeros), and for each
+# layer with a kernel the weight gradient's norm and the update-to-weight ratio
+# ||w_t - w_prev|| / ||w_prev|| since the previous summary step. A kernel takes the tag of the
+# logged layer it feeds (or is), else its own name.
+GRADIENT_TAG = "gradients/{layer}"                    # a histogram, as HISTOGRAM_TAG
+GRADIENT_STAT_TAG = "gradient_stats/{layer}/{stat}"   # stat in GRADIENT_STATS
+GRADIENT_STATS = ("std", "rms", "zero_fraction")
+WEIGHT_TAG = "weights/{layer}/{stat}"                 # stat in WEIGHT_STATS
+WEIGHT_STATS = ("gradient_norm", "update_ratio")
 # The app's run overview (avh_app.overview): the settings as Text, and the Custom Scalars layout.
 CONFIG_TEXT_TAG = "config"
 
