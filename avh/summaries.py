@@ -9,17 +9,17 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import keras
 import tensorflow as tf
 from tensorboard.plugins.histogram import metadata as histogram_metadata
 
-from avh import DEFAULT_EVERY, moments
+from avh import DEFAULT_EVERY, moments, signal
 from avh.figure_rules import binned
 from avh.probe import (applies_activation, check_probe_batch, choose, error_reason,
                        probe_signature, recording, tag_names)
 from avh.steps import StepCallback
-from avh.tags import HISTOGRAM_TAG, MOMENT_TAG, STAT_TAG, STATS
-
-HISTOGRAM_BUCKETS = 80  # TensorBoard reads any count; 30 (its default) looks blocky in reports
+from avh.tags import (GRADIENT_STAT_TAG, GRADIENT_STATS, GRADIENT_TAG, HISTOGRAM_TAG, MOMENT_TAG,
+                      STAT_TAG, STATS, WEIGHT_TAG)
 _HISTOGRAM_METADATA = histogram_metadata.create_summary_metadata(display_name=None, description=None)
 
 
@@ -52,7 +52,10 @@ class ActivationSummaries(StepCallback):
     (inference mode): a histogram under `activations/<layer>`, its mean, std and non-positive
     fraction under `activation_stats/<layer>/...`, the paper's moments under
     `moments/<layer>/...`, and for `figure_layers` two images under `activation_plots/<layer>/...`
-    (drawn on a background thread within a time budget).
+    (drawn on a background thread within a time budget). With the probe's labels, the backward
+    signal too: the gradient of the compiled loss with respect to each layer's output under
+    `gradients/<layer>` and `gradient_stats/<layer>/...`, and per kernel its gradient's norm and
+    the update-to-weight ratio under `weights/<layer>/...` (avh.tags).
 
     Works with any keras.Model (Sequential, functional, nested, subclassed, custom layers holding
     layers): the probe's forward pass is traced once with the chosen layers' outputs recorded
@@ -63,6 +66,7 @@ class ActivationSummaries(StepCallback):
             step for step), e.g. the first 128 test images, preprocessed as in training: an
             array, a list or dict of arrays, an (x, y) pair, or a tf.data.Dataset (its first batch).
         log_dir: folder for the event file, created when training starts. Or pass `writer`.
+        probe_labels: the probe's labels, for the gradients (or give `probe_batch=(x, y)`).
         writer: a `tf.summary` writer to use instead (its owner decides when it is flushed
             and closes it; this callback enters it for each fit and leaves it at the fit's end).
         every: log every this many optimizer steps; 0 logs nothing and costs nothing.
@@ -78,13 +82,15 @@ class ActivationSummaries(StepCallback):
         moments: for layers that apply an activation to a Dense or Conv output, also log the
             paper's quantities under `moments/<layer>/...` (avh.moments), and with figures,
             the SELU layers' path through the moment map under `activation_plots/moment_map`.
+        gradients: log the backward signal (one more backward pass over the probe at each
+            summary step, in inference mode, with the loss the model was compiled with).
         log_on_train_end: log the step `fit` ends at (a loop of several fits that logs its own
             last step turns this off and calls `log(step, final=True)` itself).
     """
 
-    def __init__(self, probe_batch, log_dir=None, *, writer=None, every=DEFAULT_EVERY,
-                 layers=None, numbered=False, figure_layers=(), figure_time_share=None,
-                 moments=True, log_on_train_end=True):
+    def __init__(self, probe_batch, log_dir=None, *, probe_labels=None, writer=None,
+                 every=DEFAULT_EVERY, layers=None, numbered=False, figure_layers=(),
+                 figure_time_share=None, moments=True, gradients=True, log_on_train_end=True):
         super().__init__()
         if (log_dir is None) == (writer is None):
             raise ValueError(f"Pass exactly one of `log_dir` and `writer`. Received: "
@@ -96,7 +102,7 @@ class ActivationSummaries(StepCallback):
                 (isinstance(layers, (list, tuple)) and all(isinstance(n, str) for n in layers))):
             raise ValueError(f"`layers` must be None, a list of layer names or a predicate. "
                              f"Received: layers={layers!r}")
-        self.probe_batch, self.probe_labels = probe_batch, None
+        self.probe_batch, self.probe_labels = probe_batch, probe_labels
         self.log_dir, self.writer = log_dir, writer
         self._owns_writer = writer is None
         self.every, self.numbered = every, numbered
@@ -104,7 +110,7 @@ class ActivationSummaries(StepCallback):
         self.figure_layers = tuple(figure_layers)
         self.figure_time_share = figure_time_share
         self.log_on_train_end = log_on_train_end
-        self.moments = moments
+        self.moments, self.gradients = moments, gradients
         self.layers = []            # [(tag name, layer)] of the logged layer calls, set with the model
         self.feeds = {}             # {tag: avh.moments.Feed} of the layers with moments
         self.trajectories = {}      # {tag: [(mean, variance), ...]} of SELU layers, for the map
@@ -119,6 +125,8 @@ class ActivationSummaries(StepCallback):
         self._step0_figures = None  # step 0's figure data, until the first step has run
         self._moments_thread = None  # the moments' numpy and scalar writes, off the training thread
         self._moments_pending = []
+        self._gradient_reason = None  # why there are no gradients, or None
+        self._previous_kernels = self._has_previous = None  # for the update-to-weight ratio
 
     # -- Keras hooks ---------------------------------------------------------------------
 
@@ -210,6 +218,10 @@ class ActivationSummaries(StepCallback):
         if counted:
             self.costs.moments_seconds += time.thread_time() - started
 
+    def writing(self):
+        """Whether the moments of a logged step are still being written on their thread."""
+        return any(not future.done() for future in self._moments_pending)
+
     def wait_for_moments(self):
         """Block until every logged step's moments are written (raising what went wrong)."""
         pending, self._moments_pending = self._moments_pending, []
@@ -273,10 +285,19 @@ class ActivationSummaries(StepCallback):
             # Keras builds a subclassed model in its first training step; step 0 comes before.
             # Calling it on data is how Keras says to build it: the same weights, a step earlier.
             model(self.probe_batch, training=False)
-        self.probe_labels = labels if self.probe_labels is None else self.probe_labels
+        if self.probe_labels is None and labels is not None:
+            self.probe_labels = labels
         self._probed_model, self._summarise = model, None
+        self._gradient_reason = self._gradients_unavailable(model)
+        if self._gradient_reason and self.gradients:
+            print(f"avh: no gradients for model '{model.name}': {self._gradient_reason}",
+                  file=sys.stderr)
+        signature = [probe_signature(self.probe_batch)]
+        if not self._gradient_reason:
+            self.probe_labels = tf.convert_to_tensor(self.probe_labels)
+            signature.append(probe_signature(self.probe_labels))
         self._probe = tf.function(self._trace_probe, autograph=False).get_concrete_function(
-            probe_signature(self.probe_batch))
+            *signature)
         if self.feeds and self._moments_thread is None:
             self._moments_thread = ThreadPoolExecutor(1, thread_name_prefix="avh-moments")
         if self.figure_layers and self.figures is None:
@@ -285,31 +306,45 @@ class ActivationSummaries(StepCallback):
             share = {} if self.figure_time_share is None else {"time_share": self.figure_time_share}
             self.figures = FigureRenderer(self._current_writer, **share)
 
-    def _trace_probe(self, probe_batch):
-        """The probe's forward pass (traced once, recording the layers' calls): per chosen layer,
-        its histogram buckets and statistics, figure inputs, and what its moments need."""
+    def _gradients_unavailable(self, model):
+        """Why the probe cannot give gradients (None when it can)."""
+        if not self.gradients:
+            return "turned off (gradients=False)"
+        if self.probe_labels is None:
+            return "the probe has no labels: pass probe_labels=..., or probe_batch=(x, y)"
+        if not getattr(model, "compiled", False) or getattr(model, "loss", None) is None:
+            return "the model is not compiled with a loss"
+        return None
+
+    def _trace_probe(self, probe_batch, labels=None):
+        """The probe's forward pass (traced once, recording the layers' calls) and, with labels,
+        its backward pass for the compiled loss: per chosen layer, its histogram and statistics,
+        figure inputs, what its moments need, and its gradient; per kernel, its gradient."""
         model = self._probed_model
-        try:
-            with recording(model) as calls:
-                model(probe_batch, training=False)
-        except (ValueError, TypeError, tf.errors.InvalidArgumentError) as err:
-            shapes = tf.nest.map_structure(lambda t: tuple(t.shape), probe_batch)
-            raise ValueError(f"model '{model.name}' cannot be called on probe_batch (shapes "
-                             f"{shapes}): {error_reason(err)}") from None
+        with tf.GradientTape() as tape:
+            try:
+                with recording(model) as calls:
+                    predictions = model(probe_batch, training=False)
+            except (ValueError, TypeError, tf.errors.InvalidArgumentError) as err:
+                shapes = tf.nest.map_structure(lambda t: tuple(t.shape), probe_batch)
+                raise ValueError(f"model '{model.name}' cannot be called on probe_batch (shapes "
+                                 f"{shapes}): {error_reason(err)}") from None
+            if labels is not None:
+                loss = model.compute_loss(x=probe_batch, y=labels, y_pred=predictions,
+                                          training=False)
+                # Scaled as training scales it (mixed_float16's loss scale), undone below.
+                scaled = model.optimizer.scale_loss(loss) if model.optimizer else loss
         chosen = choose(calls, self.layer_choice, model.name)
         tags = tag_names(chosen, self.numbered)
         self.layers = [(tag, call.layer) for tag, call in zip(tags, chosen)]
         self._choose_figure_layers(chosen, tags)
-        if self.moments:
-            self._find_feeds(calls, chosen, tags)
+        feeds = self._find_feeds(calls, chosen, tags)
+        outputs = [c.output[0] if isinstance(c.output, (list, tuple)) else c.output for c in chosen]
         summaries = {}
-        for tag, call in zip(tags, chosen):
-            output = call.output
-            if isinstance(output, (list, tuple)):  # an LSTM's (output, states...)
-                output = output[0]
+        for tag, output in zip(tags, outputs):
             values = tf.reshape(tf.cast(output, tf.float32), [-1])  # logs stay float32
-            stats = layer_stats(values)
-            entry = {"histogram": histogram_buckets(values), "stats": stats}
+            stats = signal.layer_stats(values)
+            entry = {"histogram": signal.histogram_buckets(values), "stats": stats}
             if tag in self.figure_layers:
                 # Binned on the fixed axes every run shares (avh.figure_rules).
                 entry["figure"] = {"first_example": tf.cast(output[0], tf.float32),
@@ -318,7 +353,55 @@ class ActivationSummaries(StepCallback):
             if tag in self.feeds:
                 entry["moments"] = moments.unit_moments(self.feeds[tag])
             summaries[tag] = entry
-        return summaries
+        result = {"layers": summaries}
+        if labels is not None:
+            result["gradients"] = self._backward(tape, loss, scaled, tags, outputs,
+                                                 self._kernels(calls, chosen, tags, feeds))
+        return result
+
+    def _kernels(self, calls, chosen, tags, feeds):
+        """{tag: kernel variable} of every layer with a kernel in the pass: a kernel takes the
+        tag of the logged layer it feeds or is, else its layer's path."""
+        named = {id(call.layer): tag for tag, call in zip(tags, chosen)}
+        named.update({id(feed.kernel_layer): tag for tag, feed in feeds.items()})
+        kernels, seen = {}, set()
+        for call in calls:
+            kernel = getattr(call.layer, "kernel", None)
+            if id(call.layer) in seen or not isinstance(kernel, keras.Variable) or not kernel.trainable:
+                continue
+            seen.add(id(call.layer))
+            tag = named.get(id(call.layer), call.qualified_name)
+            kernels[tag if tag not in kernels else call.qualified_name] = kernel
+        return kernels
+
+    def _backward(self, tape, loss, scaled, tags, outputs, kernels):
+        """The gradient of the loss with respect to each chosen layer's output (a histogram and
+        its stats), and each kernel's gradient norm and update-to-weight ratio since the previous
+        summary step (kept in variables of this callback, so a step touches nothing else)."""
+        unscale = tf.where(loss != 0, scaled / loss, 1.0)
+        gradients = tape.gradient(scaled, outputs + list(kernels.values()),
+                                  unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        result = {"layers": {}, "kernels": {}}
+        for tag, gradient in zip(tags, gradients[:len(tags)]):
+            values = tf.reshape(tf.cast(gradient, tf.float32), [-1]) / unscale
+            result["layers"][tag] = {"histogram": signal.histogram_buckets(values),
+                                     "stats": signal.gradient_stats(values)}
+        with tf.init_scope():  # the previous step's kernels, made once, outside the trace
+            if self._previous_kernels is None:
+                self._previous_kernels = {tag: tf.Variable(tf.zeros_like(kernel), trainable=False)
+                                          for tag, kernel in kernels.items()}
+                self._has_previous = tf.Variable(False, trainable=False)
+        for (tag, kernel), gradient in zip(kernels.items(), gradients[len(tags):]):
+            weights, previous = tf.cast(kernel, tf.float32), self._previous_kernels[tag]
+            result["kernels"][tag] = {
+                "gradient_norm": tf.norm(tf.cast(gradient, tf.float32) / unscale),
+                "update_ratio": tf.math.divide_no_nan(tf.norm(weights - previous), tf.norm(previous))}
+            with tf.control_dependencies([result["kernels"][tag]["update_ratio"]]):
+                previous.assign(weights)
+        result["has_previous"] = tf.identity(self._has_previous)
+        with tf.control_dependencies([result["has_previous"]]):
+            self._has_previous.assign(True)
+        return result
 
     def _choose_figure_layers(self, chosen, tags):
         by_name = {}
@@ -332,26 +415,34 @@ class ActivationSummaries(StepCallback):
         self.figure_layers = tuple(by_name[n] for n in self.figure_layers)
 
     def _find_feeds(self, calls, chosen, tags):
-        self.feeds, missing = {}, []
+        """{tag: Feed} of the chosen layers a kernel feeds; those that get moments (`self.feeds`)
+        with `moments`, and one line naming the layers that apply an activation but get none."""
+        feeds, missing = {}, []
         for tag, call in zip(tags, chosen):
             feed, why = moments.find_feed(call, calls)
             if feed is not None:
-                self.feeds[tag] = feed
-                if feed.activation == "selu":
-                    self.trajectories.setdefault(tag, [])
+                feeds[tag] = feed
             elif applies_activation(call.layer):
                 missing.append(f"{tag} ({why})")
+        if not self.moments:
+            return feeds
+        self.feeds = feeds
+        for tag, feed in feeds.items():
+            if feed.activation == "selu":
+                self.trajectories.setdefault(tag, [])
         if missing:
             shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
             print(f"avh: no moments for {len(missing)} of {len(chosen)} logged layers: {shown}",
                   file=sys.stderr)
+        return feeds
 
     def _probe_and_write(self, probe_batch, step):
         """One summary event on the training thread: the probe, and every histogram and statistic
         written; returns what the figures and the moments thread need."""
-        summaries = self._probe(probe_batch)
+        args = [probe_batch] if self._gradient_reason else [probe_batch, self.probe_labels]
+        result = self._probe(*args)
         figure_data, layer_moments, means_stds = {}, {}, {}
-        for tag, entry in summaries.items():
+        for tag, entry in result["layers"].items():
             tf.summary.write(HISTOGRAM_TAG.format(layer=tag), entry["histogram"], step=step,
                              metadata=_HISTOGRAM_METADATA)
             for stat in STATS:
@@ -363,28 +454,27 @@ class ActivationSummaries(StepCallback):
                 layer_moments[tag] = entry["moments"]
             if tag in self.trajectories:
                 means_stds[tag] = (entry["stats"]["mean"], entry["stats"]["std"])
+        if "gradients" in result:
+            self._write_gradients(result["gradients"], step)
         return figure_data, layer_moments, means_stds
 
-
-def layer_stats(values):
-    """{stat: scalar tensor} for STATS over a flat float32 tensor."""
-    return {"mean": tf.reduce_mean(values),
-            "std": tf.math.reduce_std(values),
-            "nonpositive_fraction": tf.reduce_mean(tf.cast(values <= 0, tf.float32))}
-
-
-def histogram_buckets(values, bucket_count=HISTOGRAM_BUCKETS):
-    """The [bucket_count, 3] float64 (left edge, right edge, count) tensor that TensorBoard's
-    histogram dashboards read, computed in O(n): tf.summary.histogram builds an n x buckets
-    one-hot matrix, 1 GB for CIFAR-10's first layer on a 128-image probe batch.
-
-    The last right edge is the maximum; a constant layer (max == min) gets one unit-wide range
-    [value, value + 1) with every count in the first bucket."""
-    low, high = tf.reduce_min(values), tf.reduce_max(values)
-    high = tf.where(high > low, high, low + 1.0)
-    counts = tf.histogram_fixed_width(values, tf.stack([low, high]), nbins=bucket_count)
-    edges = tf.linspace(tf.cast(low, tf.float64), tf.cast(high, tf.float64), bucket_count + 1)
-    return tf.stack([edges[:-1], edges[1:], tf.cast(counts, tf.float64)], axis=1)
+    @staticmethod
+    def _write_gradients(gradients, step):
+        for tag, entry in gradients["layers"].items():
+            tf.summary.write(GRADIENT_TAG.format(layer=tag), entry["histogram"], step=step,
+                             metadata=_HISTOGRAM_METADATA)
+            for stat in GRADIENT_STATS:
+                tf.summary.scalar(GRADIENT_STAT_TAG.format(layer=tag, stat=stat),
+                                  entry["stats"][stat], step=step)
+        for tag, entry in gradients["kernels"].items():
+            tf.summary.scalar(WEIGHT_TAG.format(layer=tag, stat="gradient_norm"),
+                              entry["gradient_norm"], step=step)
+        # The ratio needs a previous summary step of this process: none at the first.
+        previous = tf.logical_and(gradients["has_previous"], tf.summary.should_record_summaries())
+        with tf.summary.record_if(previous):
+            for tag, entry in gradients["kernels"].items():
+                tf.summary.scalar(WEIGHT_TAG.format(layer=tag, stat="update_ratio"),
+                                  entry["update_ratio"], step=step)
 
 
-__all__ = ["ActivationSummaries", "histogram_buckets"]
+__all__ = ["ActivationSummaries"]

@@ -165,10 +165,11 @@ class Run:
         return line + (f"\nresuming at step {self.start_step}" if self.start_step else "")
 
     # -- Callbacks, in order: NaN check, activation summaries, progress, test subset, checkpoints,
-    # stop requests. Events reach disk only with checkpoints (avh_app.eventlog), so after a hard
-    # kill they reach at least as far as the checkpoint, at most to the next one. A resumed run
-    # redoes the steps after its checkpoint and logs nothing that is already on disk: no summary
-    # at or before the last step in the event files, no test result at or before the last one.
+    # live flushes, the clock, stop requests. Events reach disk at step boundaries only, whole
+    # (avh_app.eventlog): with each checkpoint and every few seconds between. After a hard kill a
+    # resumed run redoes the steps after its checkpoint and logs nothing that is already on disk:
+    # no summary at or before the last step in the event files, no test result at or before the
+    # last one there.
 
     def add_callbacks(self):
         cfg, model, network = self.cfg, self.model, self.network
@@ -180,13 +181,15 @@ class Run:
         self.events.writer.set_as_default()  # for the whole run: the event log decides flushes
         self.stop = distribute.stop_requests(self.strategy)
         self.activations = ActivationSummaries(
-            self.probe_batch, writer=self.events.writer, every=cfg.summary_every,
+            self.probe_batch, probe_labels=self.probe_labels, writer=self.events.writer,
+            every=cfg.summary_every,
             layers=None if network.layers is None else list(network.layers),
             numbered=network.numbered, figure_layers=list(network.figure_layers),
             log_on_train_end=False)
         self.activations.set_model(model)  # chooses the layers; a run resumed at its end calls no fit()
         self.activations.last_step = self.on_disk
         self.events.waits.append(self.activations.wait_for_moments)  # a step's moments reach disk with it
+        self.events.busy.append(self.activations.writing)
         # Every cadence a multiple of --steps-per-execution N: callbacks see only executions' ends.
         execution = cfg.steps_per_execution
         in_executions = lambda every: -(-every // execution) * execution
@@ -208,7 +211,7 @@ class Run:
         nan_guard = loop.NanGuard(self.checkpointer, every=(
             cfg.summary_every, self.progress.every, self.test_subset.every, cfg.checkpoint_every))
         self.callbacks = [nan_guard, self.activations, self.progress, self.test_subset,
-                          self.checkpointer, self.clock, self.stop]
+                          self.checkpointer, self.events.live(), self.clock, self.stop]
         return self.callbacks
 
     # -- Train: one fit() per epoch (a resumed run can start mid-epoch); test set at epoch ends.

@@ -15,7 +15,7 @@ import pytest
 
 from datasets import synthetic as fixtures
 from runs import TRAIN, read_events, read_json, run_train, start_train, train_cmd
-from avh.tags import HISTOGRAM_TAG, STAT_TAG, TRAIN_TAG
+from avh.tags import GRADIENT_STAT_TAG, HISTOGRAM_TAG, MOMENT_TAG, STAT_TAG, TRAIN_TAG
 
 pytestmark = pytest.mark.slow  # subprocesses: train.py, compare.py, TensorBoard
 
@@ -114,21 +114,37 @@ def test_hard_kill_resumes_from_the_last_checkpoint_and_continues_the_curves(mni
     assert final_test[0] == 400 and float(final_test[1]) == pytest.approx(metrics["test_accuracy"])
 
 
-def test_logs_reach_disk_only_with_a_checkpoint(tmp_path):
-    """Killed before its first checkpoint, a run leaves no events behind: so a resumed run can
-    never log a step twice."""
+def test_summaries_reach_the_disk_within_seconds_long_before_any_checkpoint(tmp_path):
+    """A live TensorBoard sees every summary step within seconds, whatever --checkpoint-every:
+    events are flushed, whole, at step boundaries every EventLog.LIVE_SECONDS."""
+    from avh_app.eventlog import LIVE_SECONDS
+
     data_dir = fixtures.write_mnist(tmp_path / "data", n_train=3000, n_test=16)
     run_dir = tmp_path / "logs" / "run"
     proc = start_train("--data-dir", data_dir, "--logdir", run_dir.parent, "--run-name", "run",
                        "--batch-size", "1", "--summary-every", "20", "--checkpoint-every", "100000")
-    for line in proc.stdout:  # the run has logged summaries and losses up to step 100
-        if line.startswith("step 100/"):
-            break
-    proc.kill()
-    proc.communicate()
-    assert not (run_dir / "checkpoint.keras").exists()
-    assert list(run_dir.glob("events.out.tfevents.*"))  # the writer exists...
-    assert read_events(run_dir) == {}  # ...but nothing in it was flushed
+    try:
+        for line in proc.stdout:  # the run has logged the summaries of step 100
+            if line.startswith("step 100/"):
+                break
+        logged = time.time()
+        wait_for(lambda: 100 in [s for s, _ in read_events(run_dir).get(
+            HISTOGRAM_TAG.format(layer="3_conv3"), [])], timeout=10 * LIVE_SECONDS,
+            what="step 100's summaries on disk")
+        seen = time.time()
+    finally:
+        proc.kill()
+        proc.communicate()
+    assert not (run_dir / "checkpoint.keras").exists()  # no checkpoint brought them there
+    assert seen - logged < 5 * LIVE_SECONDS
+    events = read_events(run_dir)
+    histogram_steps = [s for s, _ in events[HISTOGRAM_TAG.format(layer="3_conv3")]]
+    # Whole steps only: every summary step on disk has all of its layers and statistics.
+    last = histogram_steps[-1]
+    for tag in (HISTOGRAM_TAG.format(layer="1_conv1"), STAT_TAG.format(layer="6_logits", stat="std"),
+                MOMENT_TAG.format(layer="3_conv3", stat="tau"),
+                GRADIENT_STAT_TAG.format(layer="2_conv2", stat="std")):
+        assert [s for s, _ in events[tag]][-1] == last, tag
 
 
 def test_nan_loss_stops_at_once_and_keeps_the_last_good_checkpoint(mnist_dir, tmp_path):
