@@ -9,7 +9,6 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import keras
 import tensorflow as tf
 from tensorboard.plugins.histogram import metadata as histogram_metadata
 
@@ -296,6 +295,12 @@ class ActivationSummaries(StepCallback):
         if not self._gradient_reason:
             self.probe_labels = tf.convert_to_tensor(self.probe_labels)
             signature.append(probe_signature(self.probe_labels))
+            # Each kernel as it was at the previous summary step, for the update-to-weight
+            # ratio: made here, since variables made while tracing would make it trace twice.
+            self._previous_kernels = {id(w): tf.Variable(tf.zeros(w.shape, tf.float32),
+                                                         trainable=False)
+                                      for w in model.trainable_weights if w.name == "kernel"}
+            self._has_previous = tf.Variable(False, trainable=False)
         self._probe = tf.function(self._trace_probe, autograph=False).get_concrete_function(
             *signature)
         if self.feeds and self._moments_thread is None:
@@ -367,8 +372,8 @@ class ActivationSummaries(StepCallback):
         kernels, seen = {}, set()
         for call in calls:
             kernel = getattr(call.layer, "kernel", None)
-            if id(call.layer) in seen or not isinstance(kernel, keras.Variable) or not kernel.trainable:
-                continue
+            if id(call.layer) in seen or id(kernel) not in self._previous_kernels:
+                continue  # not a trainable kernel variable of the model
             seen.add(id(call.layer))
             tag = named.get(id(call.layer), call.qualified_name)
             kernels[tag if tag not in kernels else call.qualified_name] = kernel
@@ -386,13 +391,8 @@ class ActivationSummaries(StepCallback):
             values = tf.reshape(tf.cast(gradient, tf.float32), [-1]) / unscale
             result["layers"][tag] = {"histogram": signal.histogram_buckets(values),
                                      "stats": signal.gradient_stats(values)}
-        with tf.init_scope():  # the previous step's kernels, made once, outside the trace
-            if self._previous_kernels is None:
-                self._previous_kernels = {tag: tf.Variable(tf.zeros_like(kernel), trainable=False)
-                                          for tag, kernel in kernels.items()}
-                self._has_previous = tf.Variable(False, trainable=False)
         for (tag, kernel), gradient in zip(kernels.items(), gradients[len(tags):]):
-            weights, previous = tf.cast(kernel, tf.float32), self._previous_kernels[tag]
+            weights, previous = tf.cast(kernel, tf.float32), self._previous_kernels[id(kernel)]
             result["kernels"][tag] = {
                 "gradient_norm": tf.norm(tf.cast(gradient, tf.float32) / unscale),
                 "update_ratio": tf.math.divide_no_nan(tf.norm(weights - previous), tf.norm(previous))}
@@ -417,13 +417,13 @@ class ActivationSummaries(StepCallback):
     def _find_feeds(self, calls, chosen, tags):
         """{tag: Feed} of the chosen layers a kernel feeds; those that get moments (`self.feeds`)
         with `moments`, and one line naming the layers that apply an activation but get none."""
-        feeds, missing = {}, []
+        feeds, missing = {}, {}
         for tag, call in zip(tags, chosen):
             feed, why = moments.find_feed(call, calls)
             if feed is not None:
                 feeds[tag] = feed
             elif applies_activation(call.layer):
-                missing.append(f"{tag} ({why})")
+                missing.setdefault(why, []).append(tag)
         if not self.moments:
             return feeds
         self.feeds = feeds
@@ -431,8 +431,11 @@ class ActivationSummaries(StepCallback):
             if feed.activation == "selu":
                 self.trajectories.setdefault(tag, [])
         if missing:
-            shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
-            print(f"avh: no moments for {len(missing)} of {len(chosen)} logged layers: {shown}",
+            def some(names):
+                return ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+            reasons = "; ".join(f"{some(names)}: {why}" for why, names in missing.items())
+            count = sum(len(names) for names in missing.values())
+            print(f"avh: no moments for {count} of {len(chosen)} logged layers ({reasons})",
                   file=sys.stderr)
         return feeds
 

@@ -189,9 +189,10 @@ def test_layers_without_moments_are_named_in_one_line(tmp_path, capsys):
     skip = keras.layers.Add(name="add")([x, keras.layers.Dense(8, name="e")(inputs)])
     x = keras.layers.Activation("relu", name="after_add")(skip)
     model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="head")(x))
-    summaries = ActivationSummaries(X[:16], log_dir=tmp_path)
+    model.compile(loss="sparse_categorical_crossentropy")
+    summaries = ActivationSummaries((X[:16], Y[:16]), log_dir=tmp_path)
     summaries.set_model(model)
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["avh: no moments for 1 of 3 logged layers: after_add (its input does not "
+    assert err == ["avh: no moments for 1 of 3 logged layers (after_add: its input does not "
                    "come from a Dense or Conv layer)"]
     assert set(summaries.feeds) == {"after_dense", "head"}
