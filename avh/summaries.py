@@ -217,6 +217,11 @@ class ActivationSummaries(StepCallback):
         if counted:
             self.costs.moments_seconds += time.thread_time() - started
 
+    @property
+    def logs_gradients(self):
+        """Whether the backward signal is logged (known once the model is set)."""
+        return self._probed_model is not None and not self._gradient_reason
+
     def writing(self):
         """Whether the moments of a logged step are still being written on their thread."""
         return any(not future.done() for future in self._moments_pending)

@@ -13,8 +13,8 @@ from tensorboard.plugins.custom_scalar import summary as custom_scalar_summary
 from tensorboard.plugins.hparams import api as hp
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from avh.tags import (CONFIG_FILE, CONFIG_TEXT_TAG, STAT_TAG, STATS, TEST_SUBSET_TAG, TEST_TAG,
-                      TRAIN_TAG)
+from avh.tags import (CONFIG_FILE, CONFIG_TEXT_TAG, GRADIENT_STAT_TAG, STAT_TAG, STATS,
+                      TEST_SUBSET_TAG, TEST_TAG, TRAIN_TAG)
 
 # The settings shown as HParams columns, in this order: what may differ between runs of a root.
 # Values must be bool, int, float or str (TensorBoard's rule); None becomes NONE.
@@ -80,9 +80,10 @@ def _cell(value):
     return text.replace("|", "\\|") or "–"
 
 
-def custom_scalars_layout(layer_tags, stats=STATS):
+def custom_scalars_layout(layer_tags, stats=STATS, gradients=True):
     """The Custom Scalars layout: a category per statistic with one chart per logged layer (all
-    runs of a root overlay in it), then the loss and accuracy curves."""
+    runs of a root overlay in it), the gradient's std per layer, then the loss and accuracy
+    curves."""
     categories = []
     for stat in stats:
         title, target = STAT_CATEGORIES.get(stat, (f"activation {stat} per layer", ""))
@@ -92,6 +93,12 @@ def custom_scalars_layout(layer_tags, stats=STATS):
                 tag=[_exactly(STAT_TAG.format(layer=layer, stat=stat))]))
             for layer in layer_tags]
         categories.append(layout_pb2.Category(title=title, chart=charts))
+    if gradients:
+        # The backward signal beside the forward one: vanishing and exploding show per layer.
+        categories.append(layout_pb2.Category(title="gradient std per layer (the backward signal)", chart=[
+            layout_pb2.Chart(title=f"{layer} gradient std", multiline=layout_pb2.MultilineChartContent(
+                tag=[_exactly(GRADIENT_STAT_TAG.format(layer=layer, stat="std"))]))
+            for layer in layer_tags]))
     metrics = []
     for metric in ("accuracy", "loss"):
         # The test-subset curve and the full test set's points on one chart.
@@ -112,12 +119,12 @@ def _exactly(tag):
     return f"^{re.escape(tag)}$"
 
 
-def log_run_overview(run_dir, layer_tags):
+def log_run_overview(run_dir, layer_tags, gradients=True):
     """Write the run's HParams (from its config.json), config text and Custom Scalars layout at
     step 0 to the default summary writer. Call it for a new run only."""
     config = json.loads((Path(run_dir) / CONFIG_FILE).read_text())
     tf.summary.experimental.write_raw_pb(hparams_config_pb().SerializeToString(), step=0)
     hp.hparams(hparams_of(config), trial_id=Path(run_dir).name)
     tf.summary.text(CONFIG_TEXT_TAG, config_markdown(config), step=0)
-    layout = custom_scalar_summary.pb(custom_scalars_layout(layer_tags))
+    layout = custom_scalar_summary.pb(custom_scalars_layout(layer_tags, gradients=gradients))
     tf.summary.experimental.write_raw_pb(layout.SerializeToString(), step=0)

@@ -206,7 +206,8 @@ class Run:
         self.checkpointer = loop.Checkpointer(model, self.run_dir, self.events,
                                               cfg.checkpoint_every, self.probe_batch)
         if self.resume_dir is None:  # settings, final metrics and chart layout: once per run
-            overview.log_run_overview(self.run_dir, [tag for tag, _ in self.activations.layers])
+            overview.log_run_overview(self.run_dir, [tag for tag, _ in self.activations.layers],
+                                      gradients=self.activations.logs_gradients)
         # The loss is read (a host sync) only where something is logged or saved, and at fit ends.
         nan_guard = loop.NanGuard(self.checkpointer, every=(
             cfg.summary_every, self.progress.every, self.test_subset.every, cfg.checkpoint_every))

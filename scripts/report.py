@@ -13,7 +13,7 @@ from avh.events import EVENTS_PREFIX
 from avh.tags import CONFIG_FILE
 from avh_app import seeds
 from avh_app.cli import BAD_INPUT, UsageError, import_tensorflow, usage_error
-from avh_app.report.depth import depth_runs, plot_depth_sweep, sweep_of
+from avh_app.report.depth import depth_runs, depth_table, plot_depth_sweep, sweep_of
 from avh_app.report.figures import FIGURES, write_figures
 from avh_app.report.page import seed_notes, write_html
 from avh_app.report.runs import by_dataset, find_runs, load_runs
@@ -55,7 +55,9 @@ def main(argv=None):
     try:
         if depth_runs(runs):
             plot_depth_sweep(runs, out / "depth.png")
-            print(f"wrote {out / 'depth.png'}")
+            table = "\n".join(depth_table(runs)) + "\n"
+            (out / "depth.md").write_text(table)
+            print(table + f"wrote {out / 'depth.png'}, {out / 'depth.md'}")
             runs = [run for run in runs if sweep_of(run.config) is None]
             if not runs:
                 return 0
