@@ -3,7 +3,10 @@ dashboard's tests, the benchmark and the test suite. It never writes.
 """
 from pathlib import Path
 
+from avh.tags import TEST_TAG
+
 EVENTS_PREFIX = "events.out.tfevents."
+TEST_PREFIX = TEST_TAG.split("{")[0]  # "test/"
 
 
 def event_files(run_dir):
@@ -32,7 +35,7 @@ def by_step(series):
     return dict(series)
 
 
-def last_logged_steps(run_dir, test_prefix="test/"):
+def last_logged_steps(run_dir, test_prefix=TEST_PREFIX):
     """(last step of any summary, last step of a `test_prefix` summary) in the run's event files,
     None where there is none: what a resumed run must not log again. Values are not decoded."""
     from tensorboard.backend.event_processing import event_file_loader

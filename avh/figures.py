@@ -19,6 +19,7 @@ import tfplot
 from mpl_toolkits.axes_grid1 import make_axes_locatable
 from tensorboard.plugins.image import metadata as image_metadata
 
+from avh import theory
 from avh.figure_rules import (DENSITY_CAP, HISTOGRAM_BINS, HISTOGRAM_RANGE, MAP_LIMIT,
                               map_channels)
 from avh.moments import MOMENT_MAP_KEY
@@ -310,7 +311,7 @@ def build_histogram(fig, ax):
     bars = ax.stairs(np.zeros(HISTOGRAM_BINS), edges, fill=True, alpha=0.6, label="activations",
                      animated=True)
     x = np.linspace(low, high, 300)
-    normal, = ax.plot(x, np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi), "k--", lw=1.5,
+    normal, = ax.plot(x, theory.normal_density(x), "k--", lw=1.5,
                       label="N(0, 1)", animated=True)
     overflow = []
     for left, text_x, align in ((low - width, low - width, "left"), (high, high + width, "right")):

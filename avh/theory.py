@@ -1,11 +1,11 @@
 """The mean/variance theory of self-normalizing networks (Klambauer et al. 2017, arXiv 1706.02515):
 what each activation does to the first two moments of a Gaussian pre-activation, the SELU moment
-map g and its fixed point, and the weight and input statistics the theory rests on.
+map g and its fixed point, and the input-correlation factor that measures how far a layer is from
+the theory's independent inputs.
 
 Pure numpy/scipy, so the report script and tests can use it: no TensorFlow or Keras import here.
 """
 import math
-from typing import NamedTuple
 
 import numpy as np
 from scipy import integrate, optimize, special
@@ -15,11 +15,17 @@ from scipy import integrate, optimize, special
 SELU_LAMBDA = 1.0507009873554805
 SELU_ALPHA = 1.6732632423543772
 ELU_ALPHA = 1.0            # Keras' default
-LRELU_SLOPE = 0.2          # must equal ops.LRELU_SLOPE, the app's `lrelu`
 ACTIVATIONS = ("selu", "relu", "lrelu", "elu", "gelu")
 
 _SQRT2 = math.sqrt(2.0)
 _SQRT2PI = math.sqrt(2.0 * math.pi)
+
+
+def normal_density(x):
+    """The standard normal density: the shape SELU drives a layer's activations towards, drawn
+    beside every histogram."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.exp(-0.5 * x * x) / _SQRT2PI
 
 
 # --- Moments of a function of z ~ N(m, v), the building blocks ---------------------------------
@@ -91,7 +97,7 @@ def elu_moments(mean_z, var_z, alpha=ELU_ALPHA):
     return selu_moments(mean_z, var_z, lam=1.0, alpha=alpha)
 
 
-def lrelu_moments(mean_z, var_z, slope=LRELU_SLOPE):
+def lrelu_moments(mean_z, var_z, slope):
     """(mean, variance) of LeakyReLU(z) = max(z, slope z) (0 <= slope <= 1) for
     z ~ N(mean_z, var_z): the rectified Gaussian's moments, since
     lrelu(z) = slope z + (1 - slope) relu(z) and lrelu(z)^2 = slope^2 z^2 + (1 - slope^2) relu(z)^2.
@@ -139,7 +145,8 @@ def _gelu_second_moment(m, v):
 def activation_moments(name, mean_z, var_z, **params):
     """(mean, variance) of activation `name` (one of ACTIVATIONS) applied to z ~ N(mean_z, var_z):
     the theory's prediction of a layer's output moments from its pre-activation moments.
-    `params` go to the activation (`slope` for lrelu, `alpha` for elu, `lam`/`alpha` for selu)."""
+    `params` go to the activation (`slope` for lrelu, required: avh.moments reads it from the
+    layer; `alpha` for elu, `lam`/`alpha` for selu)."""
     functions = {"selu": selu_moments, "relu": relu_moments, "lrelu": lrelu_moments,
                  "elu": elu_moments, "gelu": gelu_moments}
     if name not in functions:
@@ -243,44 +250,13 @@ def layer_moments(mu, nu, omega, tau, activation="selu", correlation=1.0, **para
 
 # --- What a layer's weights and inputs contribute ------------------------------------------------
 
-class WeightMoments(NamedTuple):
-    """Per-unit omega (sum of weights) and tau (sum of squared weights) of a layer's kernel,
-    and their mean and std across the layer's units."""
-    omega: np.ndarray
-    tau: np.ndarray
-    fan_in: int
-    omega_mean: float
-    omega_std: float
-    tau_mean: float
-    tau_std: float
-
-
-def weight_moments(kernel):
-    """omega and tau of each unit of a Dense kernel [fan_in, units] or a Conv2D kernel
-    [kh, kw, cin, cout] (fan_in = kh kw cin: a conv unit sees one kh x kw x cin patch).
-
-    LeCun-normal weights (variance 1 / fan_in) give tau ~ 1 and omega ~ N(0, 1) per unit, so
-    omega_mean ~ 0: the regime where SELU's fixed point is (0, 1).
-    """
-    kernel = np.asarray(kernel, dtype=np.float64)
-    if kernel.ndim < 2:
-        raise ValueError(f"kernel must have the units last and at least 2 axes. "
-                         f"Received: shape={kernel.shape}")
-    per_unit = kernel.reshape(-1, kernel.shape[-1])
-    omega = per_unit.sum(axis=0)
-    tau = np.square(per_unit).sum(axis=0)
-    return WeightMoments(omega=omega, tau=tau, fan_in=per_unit.shape[0],
-                         omega_mean=float(omega.mean()), omega_std=float(omega.std()),
-                         tau_mean=float(tau.mean()), tau_std=float(tau.std()))
-
-
 def input_correlation(var_z, tau, nu_in):
     """Var(z) / (tau nu_in) per unit: how far a unit's measured pre-activation variance is from
     what independent inputs would give.
 
     var_z: each unit's pre-activation variance (z = w.x, before bias and activation) measured over
       a batch (for a conv unit, over examples and positions);
-    tau: each unit's sum of squared weights (weight_moments(kernel).tau);
+    tau: each unit's sum of squared weights (avh.moments.unit_moments);
     nu_in: the variance of the layer's input, over all input components and examples pooled
       (np.var of the whole input batch, the square of the std the app logs for the layer below).
 
@@ -294,12 +270,3 @@ def input_correlation(var_z, tau, nu_in):
     var_z = np.asarray(var_z, dtype=np.float64)
     tau = np.asarray(tau, dtype=np.float64)
     return var_z / (tau * float(nu_in))
-
-
-def dense_input_correlation(inputs, kernel):
-    """input_correlation measured on a batch: `inputs` [examples, fan_in] through a Dense
-    `kernel` [fan_in, units]; returns the factor per unit."""
-    inputs = np.asarray(inputs, dtype=np.float64)
-    kernel = np.asarray(kernel, dtype=np.float64)
-    var_z = np.var(inputs @ kernel, axis=0)
-    return input_correlation(var_z, weight_moments(kernel).tau, np.var(inputs))

@@ -311,3 +311,19 @@ def test_every_data_set_names_its_conv_widths():
 
     assert {name: datasets.conv_filters(name) for name in datasets.NAMES} == {
         "mnist": (32, 64, 128), "svhn": (64, 128, 256), "cifar10": (64, 128, 256)}
+
+
+def test_every_activation_of_the_app_has_its_theory_and_one_colour_everywhere():
+    """The activation set is ops.ACTIVATION_TABLE: the theory has each one's moments, the palette
+    (the dashboard's and the report's colours) a colour of its own, and the moments read the
+    parameters from the app's own layers."""
+    import ops
+    from avh import moments, palette, theory
+
+    assert set(ops.ACTIVATIONS) <= set(theory.ACTIVATIONS)
+    colours = [palette.colour(name) for name in ops.ACTIVATIONS]
+    assert len(set(colours)) == len(colours)
+    assert all(colour in palette.ACTIVATION_COLOURS.values() for colour in colours)
+    assert moments.theory_activation(ops.activation_layer("lrelu")) == (
+        "lrelu", {"slope": pytest.approx(ops.LRELU_SLOPE)})
+    assert moments.theory_activation(ops.activation_layer("selu"))[0] == "selu"

@@ -8,7 +8,7 @@ import numpy as np
 from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global figure state
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
-from avh import palette
+from avh import palette, theory
 from avh.tags import HISTOGRAM_TAG, MOMENT_TAG, STAT_TAG, TEST_SUBSET_TAG, TEST_TAG
 from avh.theory_figures import draw_moment_map
 from avh_app import seeds
@@ -111,7 +111,7 @@ def plot_histograms(runs, path):
                     transform=ax.transAxes, bbox={"facecolor": "white", "alpha": 0.8, "lw": 0})
         x = np.linspace(lo, hi, 400)
         for ax in axes:
-            ax.plot(x, np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi), "k--", lw=1, label="N(0, 1)")
+            ax.plot(x, theory.normal_density(x), "k--", lw=1, label="N(0, 1)")
             ax.set_xlim(lo, hi)
             # A ReLU spike at 0 can be 50x the N(0, 1) peak: clip it so the shapes stay visible.
             ax.set_ylim(0, min(top, 1.2) * 1.05)
@@ -283,7 +283,7 @@ def plot_histograms_by_seed(runs, path):
             density = seeds.pooled_density(buckets, edges)
             ax.stairs(density, edges, fill=True, color=group_colour(members), alpha=0.6)
             x = np.linspace(lo, hi, 400)
-            ax.plot(x, np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi), "k--", lw=1, label="N(0, 1)")
+            ax.plot(x, theory.normal_density(x), "k--", lw=1, label="N(0, 1)")
             ax.set_ylim(0, min(max(float(density.max()), 0.45), 1.2) * 1.05)
             ax.set_xlabel("activation")
             ax.set_ylabel("density")
