@@ -117,3 +117,24 @@ def test_default_path_reads_nothing_from_the_device_on_ordinary_steps(monkeypatc
     assert per_step >= 40  # the counter sees a per-step sync when there is one
     # Keras converts the loss and accuracy at each of the 4 fits' epoch and train ends, never per step
     assert default <= 4 * 4, default
+
+
+def test_progress_prints_plain_lines_off_a_terminal_and_a_bar_on_one(capsys, tmp_path):
+    """Off a terminal (a pipe, a log file, compare.py): one line every print_every steps and at
+    the end, with the time left. On one: keras.utils.Progbar with examples/s, loss and accuracy."""
+    model, train_batches, _ = tiny_run(steps_per_execution=1)
+    EventLog(tmp_path).writer.set_as_default()
+    plain = loop.Progress(25, BATCH, every=5, tag=TRAIN_TAG, print_every=10, terminal=False)
+    loop.fit_epochs(model, train_batches, STEPS_PER_EPOCH, 0, 25, [plain])
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["step 10/25", "step 20/25", "step 25/25"]
+    assert lines[0].endswith(" left") and "examples/s" in lines[0] and "left" not in lines[-1]
+
+    model, train_batches, _ = tiny_run(steps_per_execution=1)
+    bar = loop.Progress(25, BATCH, every=5, tag=TRAIN_TAG, print_every=10, terminal=True)
+    loop.fit_epochs(model, train_batches, STEPS_PER_EPOCH, 0, 25, [bar])
+    bar.say("step 25: test loss 1.0")
+    out = capsys.readouterr().out
+    assert "25/25" in out and "━" in out and "examples/s:" in out and "loss:" in out
+    assert out.rstrip().endswith("step 25: test loss 1.0")
+    tf.summary.create_noop_writer().set_as_default()
