@@ -1,15 +1,16 @@
 """The training data: `load(name, data_dir)` returns uint8 NHWC images and int32 labels, or raises DataError.
 
 With data_dir only local files are read, never the network; without it, downloads go to the Keras cache.
+Every Dataset says where its images came from (`source`, `origin`).
 """
 
 import os
 from pathlib import Path
 
 from datasets import cifar10, mnist, svhn
-from datasets._common import DataError, Dataset
+from datasets._common import SOURCES, DataError, Dataset
 
-__all__ = ["NAMES", "DataError", "Dataset", "conv_filters", "load"]
+__all__ = ["NAMES", "SOURCES", "DataError", "Dataset", "conv_filters", "load"]
 
 _LOADERS = {"mnist": mnist, "svhn": svhn, "cifar10": cifar10}
 NAMES = tuple(_LOADERS)

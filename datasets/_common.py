@@ -11,6 +11,17 @@ from pathlib import Path
 
 import numpy as np
 
+# Where a Dataset's images came from. The first four are the built-in data sets' ways in, the
+# last two the user's own data (datasets.OWN).
+SOURCES = (
+    "download",  # fetched from the official URL during this load, into the Keras cache
+    "cache",     # the checked copy an earlier download left in the Keras cache
+    "data-dir",  # official files from a folder the user named; never the network
+    "sample",    # the bundled real sample (datasets/samples/), because nothing could be downloaded
+    "folder",    # a folder of the user's own images, one subfolder per class
+    "npz",       # the user's own arrays in a .npz file
+)
+
 
 class DataError(Exception):
     """A data set could not be loaded; str(err) is ONE line naming the file, what is wrong and what to do."""
@@ -26,6 +37,10 @@ class Dataset:
 
     Read-only because scaling belongs in the input pipeline: an in-place change here
     would silently alter every later epoch and run.
+
+    `source` is one of SOURCES; `origin` is what was read: the file, or the folder holding the
+    files, or for a download the URL fetched (for several files, the page they are published
+    on).
     """
 
     name: str
@@ -34,8 +49,12 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     class_names: tuple[str, ...]
+    source: str
+    origin: str
 
     def __post_init__(self):
+        if self.source not in SOURCES:
+            raise ValueError(f"Dataset source must be one of {', '.join(SOURCES)}; received: {self.source!r}")
         for array in (self.x_train, self.y_train, self.x_test, self.y_test):
             array.flags.writeable = False
 
@@ -104,12 +123,21 @@ class Download:
     file_hash: str
 
 
+@dataclass(frozen=True)
+class Fetched:
+    """A checked local copy of a Download, and whether it was downloaded now or found in the cache."""
+
+    path: Path
+    source: str  # "download" or "cache"
+    origin: str  # the URL fetched now, or the cached file
+
+
 def keras_home() -> Path:
     """The Keras home folder; get_file caches downloads in its `datasets/` subfolder."""
     return Path(os.environ.get("KERAS_HOME", "~/.keras")).expanduser()
 
 
-def fetch(download: Download, offline_hint: str) -> Path:
+def fetch(download: Download, offline_hint: str) -> Fetched:
     """The checked cached copy of `download`, downloaded with keras.utils.get_file on first use.
 
     get_file would replace a bad cached copy and delete it if the new download fails, so we
@@ -123,17 +151,18 @@ def fetch(download: Download, offline_hint: str) -> Path:
             raise DataError(f"{cached}: cached copy does not match the published checksum "
                             f"(incomplete or tampered download); delete it to download again, "
                             f"or {offline_hint}")
-        return cached
+        return Fetched(cached, "cache", str(cached))
 
     from keras.utils import get_file  # imported here: reading local files needs no TensorFlow
 
     try:
-        return Path(get_file(download.fname, download.url, file_hash=download.file_hash,
+        path = Path(get_file(download.fname, download.url, file_hash=download.file_hash,
                              cache_dir=str(keras_home())))
     except Exception as err:  # get_file reports a network failure as a bare Exception
         cached.unlink(missing_ok=True)  # get_file leaves a download that failed its checksum behind
         raise DataError(f"cannot download {download.url} ({reason(err)}) and there is no cached "
                         f"copy at {cached}; {offline_hint}") from err
+    return Fetched(path, "download", download.url)
 
 
 def _file_hash(path: Path, like: str) -> str:

@@ -35,14 +35,15 @@ LABELS_MAGIC = 0x00000801
 
 def load(data_dir: Path | None) -> Dataset:
     if data_dir is None:
-        return _from_npz(fetch(DOWNLOAD, OFFLINE_HINT))
+        fetched = fetch(DOWNLOAD, OFFLINE_HINT)
+        return _from_npz(fetched.path, fetched.source, fetched.origin)
     found = {name: _find_idx(data_dir, name) for name in TRAIN_FILES + TEST_FILES}
     if all(found.values()):
         train = _idx_split(*(found[name] for name in TRAIN_FILES))
         test = _idx_split(*(found[name] for name in TEST_FILES))
-        return Dataset("mnist", *train, *test, CLASS_NAMES)
+        return Dataset("mnist", *train, *test, CLASS_NAMES, source="data-dir", origin=str(data_dir))
     if (data_dir / NPZ).is_file():
-        return _from_npz(data_dir / NPZ)
+        return _from_npz(data_dir / NPZ, "data-dir", str(data_dir / NPZ))
     missing = [f"{name}(.gz)" for name, path in found.items() if path is None]
     what = "MNIST files" if len(missing) == len(found) else ", ".join(missing)
     raise DataError(f"{data_dir}: no {what} here; {OFFLINE_HINT}")
@@ -91,13 +92,13 @@ def _read_idx(path: Path, magic: int) -> np.ndarray:
     return np.frombuffer(raw, np.uint8, offset=header_size).reshape(shape)
 
 
-def _from_npz(path: Path) -> Dataset:
+def _from_npz(path: Path, source: str, origin: str) -> Dataset:
     """Keras' mnist.npz: x_train/x_test (N, 28, 28) uint8 and y_train/y_test (N,); never unpickled."""
     with reading(path, NPZ_HINT), np.load(path, allow_pickle=False) as npz:
         arrays = {key: npz[key] for key in ("x_train", "y_train", "x_test", "y_test")}
     train = _npz_split(path, arrays, "train")
     test = _npz_split(path, arrays, "test")
-    return Dataset("mnist", *train, *test, CLASS_NAMES)
+    return Dataset("mnist", *train, *test, CLASS_NAMES, source=source, origin=origin)
 
 
 def _npz_split(path: Path, arrays: dict, split: str) -> tuple[np.ndarray, np.ndarray]:

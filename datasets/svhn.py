@@ -25,10 +25,16 @@ REPLACE_HINT = f"replace it with the official file from {OFFICIAL}"
 
 def load(data_dir: Path | None) -> Dataset:
     if data_dir is None:
-        train, test = fetch(TRAIN, OFFLINE_HINT), fetch(TEST, OFFLINE_HINT)
+        fetched = fetch(TRAIN, OFFLINE_HINT), fetch(TEST, OFFLINE_HINT)
+        train, test = (copy.path for copy in fetched)
+        if any(copy.source == "download" for copy in fetched):
+            source, origin = "download", OFFICIAL  # both files are published on this page
+        else:
+            source, origin = "cache", str(train.parent)
     else:
         train, test = _local(data_dir / TRAIN.fname), _local(data_dir / TEST.fname)
-    return Dataset("svhn", *_read_mat(train), *_read_mat(test), CLASS_NAMES)
+        source, origin = "data-dir", str(data_dir)
+    return Dataset("svhn", *_read_mat(train), *_read_mat(test), CLASS_NAMES, source=source, origin=origin)
 
 
 def _local(path: Path) -> Path:

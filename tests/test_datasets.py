@@ -414,8 +414,12 @@ def write_official_files(name: str, folder: Path) -> Path:
 @pytest.mark.parametrize("name", datasets.NAMES)
 def test_data_dir_never_downloads(tmp_path, keras_cache, get_file, name):
     get_file(lambda *args, **kwargs: pytest.fail("downloaded although a data folder was given"))
-    data = datasets.load(name, write_official_files(name, tmp_path / "data"))
+    folder = write_official_files(name, tmp_path / "data")
+    data = datasets.load(name, folder)
     assert data.name == name
+    assert data.source == "data-dir"
+    assert data.origin == str(folder / "mnist.npz" if name == "mnist" else
+                              folder / "cifar-10-python.tar.gz" if name == "cifar10" else folder)
     assert not keras_cache.exists()
 
 
@@ -452,6 +456,10 @@ def test_first_use_downloads_the_official_files_into_the_keras_cache(tmp_path, k
     data = datasets.load(name)
     assert calls == OFFICIAL_DOWNLOADS[name]
     assert data.name == name and len(data.x_train) > 0
+    assert data.source == "download"
+    # SVHN's two files: the page they are published on.
+    assert data.origin == (OFFICIAL_DOWNLOADS[name][0][1] if name != "svhn" else
+                           "http://ufldl.stanford.edu/housenumbers/")
     assert sorted(path.name for path in keras_cache.iterdir()) == sorted(fname for fname, _, _ in calls)
 
 
@@ -463,7 +471,9 @@ def test_cached_copy_with_the_right_checksum_is_used_without_downloading(keras_c
                         dataclasses.replace(datasets.mnist.DOWNLOAD, file_hash=sha256))
     get_file(lambda *args, **kwargs: pytest.fail("downloaded although the cache holds the file"))
 
-    assert len(datasets.load("mnist").x_train) == 60
+    data = datasets.load("mnist")
+    assert len(data.x_train) == 60
+    assert (data.source, data.origin) == ("cache", str(npz))
 
 
 def test_corrupt_cached_copy_is_reported_and_left_alone(keras_cache, get_file):
@@ -489,3 +499,14 @@ def test_download_failing_its_checksum_leaves_nothing_in_the_cache(keras_cache, 
     with pytest.raises(datasets.DataError, match="train_32x32.mat.*Incomplete or corrupted file"):
         datasets.load("svhn")
     assert list(keras_cache.iterdir()) == []
+
+
+# Dataset: where the data came from, frozen and read-only
+
+def test_dataset_is_frozen_and_names_a_known_source(tmp_path):
+    data = datasets.load("mnist", write_mnist(tmp_path))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        data.source = "sample"
+    with pytest.raises(ValueError, match="source must be one of download, cache, data-dir, sample, folder"):
+        dataclasses.replace(data, source="internet")
+    assert datasets.SOURCES == ("download", "cache", "data-dir", "sample", "folder", "npz")
