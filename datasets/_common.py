@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+SAMPLES = Path(__file__).resolve().parent / "samples"  # the real samples shipped with the package
+
 # Where a Dataset's images came from. The first four are the built-in data sets' ways in, the
 # last two the user's own data (datasets.OWN).
 SOURCES = (

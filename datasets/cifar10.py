@@ -9,8 +9,8 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from datasets._common import (DataError, Dataset, Download, check_counts, describe, fetch, int_labels,
-                              reading)
+from datasets._common import (SAMPLES, DataError, Dataset, Download, check_counts, describe, fetch,
+                              int_labels, reading)
 
 CONV_FILTERS = (64, 128, 256)  # the CNN's conv widths for this data set
 ARCHIVE = "cifar-10-python.tar.gz"
@@ -27,6 +27,7 @@ OFFICIAL = "https://www.cs.toronto.edu/~kriz/cifar.html"
 OFFLINE_HINT = (f"put {ARCHIVE} (from {OFFICIAL}) or the {FOLDER}/ folder extracted from it "
                 f"in one folder and pass that with --data-dir")
 REPLACE_HINT = f"replace it with the official {ARCHIVE} from {OFFICIAL} (or a fresh extraction of it)"
+SAMPLE = SAMPLES / "cifar10"  # the first 2,000 training and 500 test images, as the official archive
 
 IMAGE_SHAPE_CHW = (3, 32, 32)  # each row of a batch is one image: all red pixels, then green, then blue
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets._common import (DataError, Dataset, Download, check_counts, describe, fetch, int_labels,
-                              reading)
+from datasets._common import (SAMPLES, DataError, Dataset, Download, check_counts, describe, fetch,
+                              int_labels, reading)
 
 CONV_FILTERS = (32, 64, 128)  # conv widths: 28x28 grey digits: half the width the colour data sets get
 CLASS_NAMES = tuple("0123456789")
@@ -27,6 +27,7 @@ OFFLINE_HINT = (f"put {', '.join(name + '.gz' for name in TRAIN_FILES + TEST_FIL
                 f"or Keras' {NPZ} in one folder and pass it with --data-dir")
 REPLACE_HINT = f"replace it with the official file from {OFFICIAL}"
 NPZ_HINT = f"replace it with a fresh copy from {DOWNLOAD.url}, or use the IDX files from {OFFICIAL}"
+SAMPLE = SAMPLES / "mnist"  # the first 6,000 training and 1,000 test images, as the four IDX files
 
 # IDX magic numbers: two zero bytes, the element type (0x08 = unsigned byte), the number of dimensions.
 IMAGES_MAGIC = 0x00000803

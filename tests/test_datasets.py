@@ -1,4 +1,5 @@
-"""datasets.load on small files in each official layout, on each way a load must fail, and on real data.
+"""datasets.load on small files in each official layout, on each way a load must fail, and on real data
+(the shared full files, else the bundled samples).
 
 No test touches the network: downloads go through a fake keras.utils.get_file.
 """
@@ -18,12 +19,30 @@ import pytest
 import scipy.io
 
 import datasets
-from conftest import SHARED_DATA
+from conftest import REPO_ROOT, SAMPLES, SHARED_DATA, real_data
 from datasets.synthetic import (CIFAR10_CLASS_NAMES, cifar10_batch, idx_bytes, write_cifar10, write_mnist,
                       write_mnist_npz, write_svhn, write_tar)
 
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+# What the real data holds, by where it came from (conftest.real_data): the shared full MNIST and
+# CIFAR-10 subset, or the bundled samples (their first 6,000/1,000 and 2,000/500 images).
+# test_md5: the MD5 of the test images as an uncompressed IDX file; the full one is the official MD5.
+REAL_MNIST = {
+    "shared": dict(n_train=60000, n_test=10000, train_counts=MNIST_TRAIN_COUNTS, test_counts=MNIST_TEST_COUNTS,
+                   test_md5="2646ac647ad5339dbf082846283269ea"),
+    "sample": dict(n_train=6000, n_test=1000, train_counts=[592, 671, 581, 608, 623, 514, 608, 651, 551, 601],
+                   test_counts=[85, 126, 116, 107, 110, 87, 87, 99, 89, 94],
+                   test_md5="bac4371a484d0b5651e81d99305acb5a"),
+}
+REAL_CIFAR10 = {"shared": dict(n_train=4000, n_test=1000), "sample": dict(n_train=2000, n_test=500)}
+# The first labels of the official files, published with them (MNIST: 5 0 4 1 9..., CIFAR-10: frog truck...).
+FIRST_LABELS = {
+    "mnist": ([5, 0, 4, 1, 9, 2, 1, 3, 1, 4], [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]),
+    "cifar10": ([6, 9, 9, 4, 1, 1, 2, 7, 8, 3], [3, 8, 8, 0, 6, 6, 1, 6, 3, 1]),
+}
+SAMPLE_COUNTS = {"mnist": (6000, 1000), "cifar10": (2000, 500)}
 
 
 @pytest.fixture(autouse=True)
@@ -151,26 +170,129 @@ def test_loaded_arrays_are_read_only(tmp_path):
         data.x_train[0] = 0
 
 
-# Real data in ../shared/data
+# Real data: ../shared/data where it exists, else the bundled samples
 
-@pytest.mark.skipif(not (SHARED_DATA / "mnist").exists(), reason="no shared MNIST files")
-def test_full_mnist_loads_with_the_known_class_counts():
-    data = datasets.load("mnist", SHARED_DATA / "mnist")
+def test_real_mnist_loads_with_the_known_class_counts():
+    kind, folder = real_data("mnist")
+    expected = REAL_MNIST[kind]
+    data = datasets.load("mnist", folder)
 
-    assert data.x_train.shape == (60000, 28, 28, 1) and data.x_test.shape == (10000, 28, 28, 1)
-    assert np.bincount(data.y_train).tolist() == MNIST_TRAIN_COUNTS
-    assert np.bincount(data.y_test).tolist() == MNIST_TEST_COUNTS
-    # The official MD5 of the uncompressed t10k-images-idx3-ubyte: the pixels are exactly the published ones.
-    assert hashlib.md5(idx_bytes(data.x_test[..., 0])).hexdigest() == "2646ac647ad5339dbf082846283269ea"
+    assert data.x_train.shape == (expected["n_train"], 28, 28, 1)
+    assert data.x_test.shape == (expected["n_test"], 28, 28, 1)
+    assert np.bincount(data.y_train).tolist() == expected["train_counts"]
+    assert np.bincount(data.y_test).tolist() == expected["test_counts"]
+    # The pixels are exactly the published ones (for the full set: the official MD5 of t10k-images-idx3-ubyte).
+    assert hashlib.md5(idx_bytes(data.x_test[..., 0])).hexdigest() == expected["test_md5"]
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "cifar10-subset").exists(), reason="no shared CIFAR-10 subset")
-def test_cifar10_subset_loads_4000_and_1000_and_the_first_test_image_is_a_cat():
-    data = datasets.load("cifar10", SHARED_DATA / "cifar10-subset")
+def test_real_cifar10_loads_all_its_images_and_the_first_test_image_is_a_cat():
+    kind, folder = real_data("cifar10")
+    expected = REAL_CIFAR10[kind]
+    data = datasets.load("cifar10", folder)
 
-    assert data.x_train.shape == (4000, 32, 32, 3) and data.x_test.shape == (1000, 32, 32, 3)
+    assert data.x_train.shape == (expected["n_train"], 32, 32, 3)
+    assert data.x_test.shape == (expected["n_test"], 32, 32, 3)
     assert data.class_names == CIFAR10_CLASS_NAMES
     assert data.class_names[data.y_test[0]] == "cat"
+
+
+# The bundled samples (datasets/samples/)
+
+@pytest.mark.parametrize("name", ["mnist", "cifar10"])
+def test_bundled_sample_loads_with_its_counts_and_the_official_first_labels(name):
+    data = datasets.load(name, SAMPLES / name)
+
+    assert (len(data.x_train), len(data.x_test)) == SAMPLE_COUNTS[name]
+    assert (len(data.y_train), len(data.y_test)) == SAMPLE_COUNTS[name]
+    assert set(data.y_train) == set(data.y_test) == set(range(10))
+    first_train, first_test = FIRST_LABELS[name]
+    assert data.y_train[:10].tolist() == first_train and data.y_test[:10].tolist() == first_test
+    assert data.source == "data-dir"
+
+
+@pytest.mark.parametrize("name", ["mnist", "cifar10"])
+def test_bundled_sample_holds_exactly_the_first_images_of_the_official_files(name):
+    kind, folder = real_data(name)
+    if kind != "shared":
+        pytest.skip(f"no shared {name} files to compare the sample with")
+    sample, full = datasets.load(name, SAMPLES / name), datasets.load(name, folder)
+    n_train, n_test = SAMPLE_COUNTS[name]
+
+    np.testing.assert_array_equal(sample.x_train, full.x_train[:n_train])
+    np.testing.assert_array_equal(sample.y_train, full.y_train[:n_train])
+    np.testing.assert_array_equal(sample.x_test, full.x_test[:n_test])
+    np.testing.assert_array_equal(sample.y_test, full.y_test[:n_test])
+    assert sample.class_names == full.class_names
+
+
+def test_bundled_cifar10_sample_is_in_the_official_layout():
+    with tarfile.open(SAMPLES / "cifar10" / "cifar-10-python.tar.gz") as tar:
+        members = {member.name: member for member in tar}
+        batches = {name: tar.extractfile(f"cifar-10-batches-py/{name}").read()
+                   for name in ("data_batch_3", "batches.meta")}
+    assert {f"cifar-10-batches-py/{name}" for name in datasets.cifar10.MEMBERS} <= set(members)
+    batch = pickle.loads(batches["data_batch_3"], encoding="bytes")  # our own file
+    assert list(batch) == [b"batch_label", b"labels", b"data", b"filenames"]
+    assert batch[b"data"].shape == (400, 3072) and batch[b"data"].dtype == np.uint8
+    assert len(batch[b"labels"]) == len(batch[b"filenames"]) == 400
+    # Python 2 pickles, like the official batches: protocol 2, strings as py2 str, numpy 1's module name.
+    assert batches["data_batch_3"][:2] == b"\x80\x02"
+    assert b"cnumpy.core.multiarray\n_reconstruct" in batches["data_batch_3"]
+    meta = pickle.loads(batches["batches.meta"], encoding="bytes")
+    assert meta[b"num_cases_per_batch"] == 400 and len(meta[b"label_names"]) == 10
+
+
+def test_bundled_samples_are_small_and_packaged():
+    import tomllib
+
+    files = sorted(path for path in SAMPLES.rglob("*") if path.is_file())
+    assert sum(path.stat().st_size for path in files) < 10_000_000
+    patterns = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"]["datasets"]
+    packaged = {path for pattern in patterns for path in (REPO_ROOT / "datasets").glob(pattern)}
+    assert set(files) <= packaged, "a sample file is missing from pyproject.toml's package-data"
+    names = {path.name for path in files}
+    assert {"README.md", "cifar-10-python.tar.gz", "train-images-idx3-ubyte.gz"} <= names
+
+
+def test_make_samples_refuses_to_overwrite_existing_samples(tmp_path):
+    out = tmp_path / "samples"
+    (out / "mnist").mkdir(parents=True)
+    existing = out / "mnist" / "train-images-idx3-ubyte.gz"
+    existing.write_bytes(b"keep me")
+    make_samples = load_make_samples()
+
+    with pytest.raises(SystemExit, match="exists already; pass --force"):
+        make_samples.main([str(tmp_path / "mnist"), str(tmp_path / "cifar10"), "--out", str(out)])
+    assert existing.read_bytes() == b"keep me"
+
+
+def test_make_samples_cuts_the_first_images_reproducibly(tmp_path):
+    make_samples = load_make_samples()
+    official = {"mnist": write_mnist(tmp_path / "mnist", n_train=30, n_test=12),
+                "cifar10": write_cifar10(tmp_path / "cifar10", n_per_batch=6, n_test=7)}
+    make_samples.MNIST_TRAIN, make_samples.MNIST_TEST = 25, 10
+    make_samples.CIFAR10_PER_BATCH, make_samples.CIFAR10_TEST = 4, 5
+    args = [str(official["mnist"]), str(official["cifar10"])]
+    make_samples.main([*args, "--out", str(tmp_path / "one")])
+    make_samples.main([*args, "--out", str(tmp_path / "two")])
+
+    assert snapshot(tmp_path / "one").keys() == snapshot(tmp_path / "two").keys()
+    for path in (tmp_path / "one").rglob("*.gz"):
+        assert path.read_bytes() == (tmp_path / "two" / path.relative_to(tmp_path / "one")).read_bytes()
+    for name, (n_train, n_test) in (("mnist", (25, 10)), ("cifar10", (20, 5))):
+        full, sample = datasets.load(name, official[name]), datasets.load(name, tmp_path / "one" / name)
+        np.testing.assert_array_equal(sample.x_train, full.x_train[:n_train])
+        np.testing.assert_array_equal(sample.y_test, full.y_test[:n_test])
+
+
+def load_make_samples():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_samples", REPO_ROOT / "scripts" / "make_samples.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 # Failures: one line naming the file, nothing changed
