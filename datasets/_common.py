@@ -33,6 +33,15 @@ class DataError(Exception):
         super().__init__(" ".join(str(message).split()))
 
 
+class DownloadFailed(DataError):
+    """The official file could not be downloaded and no copy was cached: the one failure the
+    bundled sample may stand in for. `reason` is get_file's short explanation."""
+
+    def __init__(self, message, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
+
 @dataclass(frozen=True)
 class Dataset:
     """Train and test images (uint8, NHWC) with int32 labels; the arrays are read-only.
@@ -42,7 +51,7 @@ class Dataset:
 
     `source` is one of SOURCES; `origin` is what was read: the file, or the folder holding the
     files, or for a download the URL fetched (for several files, the page they are published
-    on).
+    on). `note` is None, or one line the app should print (why the bundled sample is used).
     """
 
     name: str
@@ -53,10 +62,13 @@ class Dataset:
     class_names: tuple[str, ...]
     source: str
     origin: str
+    note: str | None = None
 
     def __post_init__(self):
         if self.source not in SOURCES:
             raise ValueError(f"Dataset source must be one of {', '.join(SOURCES)}; received: {self.source!r}")
+        if self.note is not None and "\n" in self.note:
+            raise ValueError(f"Dataset note must be one line; received: {self.note!r}")
         for array in (self.x_train, self.y_train, self.x_test, self.y_test):
             array.flags.writeable = False
 
@@ -143,7 +155,8 @@ def fetch(download: Download, offline_hint: str) -> Fetched:
     """The checked cached copy of `download`, downloaded with keras.utils.get_file on first use.
 
     get_file would replace a bad cached copy and delete it if the new download fails, so we
-    check the cache ourselves and report a bad copy instead of touching it.
+    check the cache ourselves and report a bad copy instead of touching it. A failed download
+    with nothing cached raises DownloadFailed; every other failure a plain DataError.
     """
     cached = keras_home() / "datasets" / download.fname
     if cached.is_file():
@@ -162,8 +175,8 @@ def fetch(download: Download, offline_hint: str) -> Fetched:
                              cache_dir=str(keras_home())))
     except Exception as err:  # get_file reports a network failure as a bare Exception
         cached.unlink(missing_ok=True)  # get_file leaves a download that failed its checksum behind
-        raise DataError(f"cannot download {download.url} ({reason(err)}) and there is no cached "
-                        f"copy at {cached}; {offline_hint}") from err
+        raise DownloadFailed(f"cannot download {download.url} ({reason(err)}) and there is no cached "
+                             f"copy at {cached}; {offline_hint}", reason(err)) from err
     return Fetched(path, "download", download.url)
 
 

@@ -13,6 +13,7 @@ from datasets._common import (SAMPLES, DataError, Dataset, Download, check_count
                               int_labels, reading)
 
 CONV_FILTERS = (64, 128, 256)  # the CNN's conv widths for this data set
+TITLE = "CIFAR-10"  # as people write it, for messages
 ARCHIVE = "cifar-10-python.tar.gz"
 FOLDER = "cifar-10-batches-py"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))

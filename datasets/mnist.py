@@ -13,6 +13,7 @@ from datasets._common import (SAMPLES, DataError, Dataset, Download, check_count
                               int_labels, reading)
 
 CONV_FILTERS = (32, 64, 128)  # conv widths: 28x28 grey digits: half the width the colour data sets get
+TITLE = "MNIST"  # as people write it, for messages
 CLASS_NAMES = tuple("0123456789")
 IMAGE_SIZE = 28
 TRAIN_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")

@@ -21,6 +21,7 @@ TEST = Download("test_32x32.mat", f"{OFFICIAL}test_32x32.mat", "eb5a983be6a31542
 OFFLINE_HINT = (f"put {TRAIN.fname} and {TEST.fname} (from {OFFICIAL}) in one folder "
                 f"and pass it with --data-dir")
 REPLACE_HINT = f"replace it with the official file from {OFFICIAL}"
+SAMPLE = None  # no bundled sample: a failed download stays an error
 
 
 def load(data_dir: Path | None) -> Dataset:

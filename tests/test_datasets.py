@@ -1,5 +1,5 @@
-"""datasets.load on small files in each official layout, on each way a load must fail, and on real data
-(the shared full files, else the bundled samples).
+"""datasets.load on small files in each official layout, on each way a load must fail, on real data
+(the shared full files, else the bundled samples) and on the offline fallback to the samples.
 
 No test touches the network: downloads go through a fake keras.utils.get_file.
 """
@@ -539,17 +539,23 @@ def test_data_dir_never_downloads(tmp_path, keras_cache, get_file, name):
     folder = write_official_files(name, tmp_path / "data")
     data = datasets.load(name, folder)
     assert data.name == name
-    assert data.source == "data-dir"
+    assert (data.source, data.note) == ("data-dir", None)
     assert data.origin == str(folder / "mnist.npz" if name == "mnist" else
                               folder / "cifar-10-python.tar.gz" if name == "cifar10" else folder)
     assert not keras_cache.exists()
 
 
+def offline(fname, origin, **kwargs):
+    """What get_file raises when the host cannot be resolved."""
+    raise Exception(f"URL fetch failure on {origin}: None -- [Errno -3] Temporary failure in name resolution")
+
+
 @pytest.mark.parametrize("name", datasets.NAMES)
-def test_no_network_and_no_cache_says_to_use_data_dir(keras_cache, get_file, name):
-    def offline(fname, origin, **kwargs):  # what get_file raises when the host cannot be resolved
-        raise Exception(f"URL fetch failure on {origin}: None -- "
-                        "[Errno -3] Temporary failure in name resolution")
+def test_no_network_no_cache_and_no_sample_says_to_use_data_dir(tmp_path, keras_cache, get_file, monkeypatch,
+                                                               name):
+    loader = getattr(datasets, name)
+    if loader.SAMPLE is not None:  # an install without the bundled samples: the error stays as it was
+        monkeypatch.setattr(loader, "SAMPLE", tmp_path / "no-sample")
     get_file(offline)
 
     with pytest.raises(datasets.DataError) as caught:
@@ -578,7 +584,7 @@ def test_first_use_downloads_the_official_files_into_the_keras_cache(tmp_path, k
     data = datasets.load(name)
     assert calls == OFFICIAL_DOWNLOADS[name]
     assert data.name == name and len(data.x_train) > 0
-    assert data.source == "download"
+    assert (data.source, data.note) == ("download", None)
     # SVHN's two files: the page they are published on.
     assert data.origin == (OFFICIAL_DOWNLOADS[name][0][1] if name != "svhn" else
                            "http://ufldl.stanford.edu/housenumbers/")
@@ -595,18 +601,21 @@ def test_cached_copy_with_the_right_checksum_is_used_without_downloading(keras_c
 
     data = datasets.load("mnist")
     assert len(data.x_train) == 60
-    assert (data.source, data.origin) == ("cache", str(npz))
+    assert (data.source, data.origin, data.note) == ("cache", str(npz), None)
 
 
-def test_corrupt_cached_copy_is_reported_and_left_alone(keras_cache, get_file):
+@pytest.mark.parametrize("name, fname", [("cifar10", "cifar-10-python.tar.gz"), ("mnist", "mnist.npz")])
+def test_corrupt_cached_copy_is_reported_and_left_alone(keras_cache, get_file, name, fname):
     keras_cache.mkdir(parents=True)
-    cached = keras_cache / "cifar-10-python.tar.gz"
+    cached = keras_cache / fname
     cached.write_bytes(b"half a download")
     before = snapshot(keras_cache)
     get_file(lambda *args, **kwargs: pytest.fail("a bad cached copy must not be replaced"))
 
-    with pytest.raises(datasets.DataError, match="not match the published checksum.*delete it.*--data-dir"):
-        datasets.load("cifar10")
+    # Never silently replaced by the bundled sample either: the user has a download to repair.
+    with pytest.raises(datasets.DataError, match=f"{fname}: cached copy does not match the published "
+                                                 f"checksum.*delete it.*--data-dir"):
+        datasets.load(name)
     assert snapshot(keras_cache) == before
 
 
@@ -623,6 +632,44 @@ def test_download_failing_its_checksum_leaves_nothing_in_the_cache(keras_cache, 
     assert list(keras_cache.iterdir()) == []
 
 
+# The first run anywhere: no network, nothing cached, so the bundled sample
+
+@pytest.mark.parametrize("name, count, title, sample_file", [
+    ("mnist", "6,000", "MNIST", "mnist"), ("cifar10", "2,000", "CIFAR-10", "cifar10/cifar-10-python.tar.gz")])
+def test_no_network_and_no_cache_trains_on_the_bundled_sample(keras_cache, get_file, name, count, title,
+                                                             sample_file):
+    get_file(offline)
+    data = datasets.load(name)
+
+    assert data.name == name and data.source == "sample"
+    assert data.origin == str(SAMPLES / sample_file)
+    assert (len(data.x_train), len(data.x_test)) == SAMPLE_COUNTS[name]
+    assert "\n" not in data.note
+    assert data.note.startswith(f"cannot download {title} (URL fetch failure on https://")
+    assert data.note.endswith(f"Temporary failure in name resolution): training on the bundled "
+                              f"{count}-image {title} sample; pass --data-dir for the full set")
+    assert not keras_cache.exists() or not any(keras_cache.iterdir())  # nothing put in the cache
+
+
+def test_download_failing_its_checksum_falls_back_to_the_sample_and_caches_nothing(keras_cache, get_file):
+    def tampered_download(fname, origin, file_hash, cache_dir):  # e.g. a captive portal's page
+        target = Path(cache_dir) / "datasets" / fname
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(b"<html>log in first</html>")
+        raise ValueError("Incomplete or corrupted file detected. The sha256 file hash does not match ...")
+    get_file(tampered_download)
+
+    data = datasets.load("mnist")
+    assert data.source == "sample" and "Incomplete or corrupted file detected" in data.note
+    assert list(keras_cache.iterdir()) == []
+
+
+def test_data_dir_never_falls_back_to_the_sample(tmp_path, get_file):
+    get_file(lambda *args, **kwargs: pytest.fail("downloaded although a data folder was given"))
+    message = assert_load_fails("mnist", tmp_path, f"{tmp_path}: no MNIST files here")
+    assert "sample" not in message
+
+
 # Dataset: where the data came from, frozen and read-only
 
 def test_dataset_is_frozen_and_names_a_known_source(tmp_path):
@@ -631,4 +678,6 @@ def test_dataset_is_frozen_and_names_a_known_source(tmp_path):
         data.source = "sample"
     with pytest.raises(ValueError, match="source must be one of download, cache, data-dir, sample, folder"):
         dataclasses.replace(data, source="internet")
+    with pytest.raises(ValueError, match="note must be one line"):
+        dataclasses.replace(data, note="two\nlines")
     assert datasets.SOURCES == ("download", "cache", "data-dir", "sample", "folder", "npz")
