@@ -1,5 +1,5 @@
 """datasets.load on small files in each official layout, on each way a load must fail, on real data
-(the shared full files, else the bundled samples) and on the offline fallback to the samples.
+(the shared full files, else the bundled samples), on the offline fallback and on your own data.
 
 No test touches the network: downloads go through a fake keras.utils.get_file.
 """
@@ -8,6 +8,7 @@ import dataclasses
 import gzip
 import hashlib
 import io
+import os
 import pickle
 import shutil
 import socket
@@ -648,6 +649,7 @@ def test_no_network_and_no_cache_trains_on_the_bundled_sample(keras_cache, get_f
     assert data.note.startswith(f"cannot download {title} (URL fetch failure on https://")
     assert data.note.endswith(f"Temporary failure in name resolution): training on the bundled "
                               f"{count}-image {title} sample; pass --data-dir for the full set")
+    assert datasets.conv_filters(data) == getattr(datasets, name).CONV_FILTERS
     assert not keras_cache.exists() or not any(keras_cache.iterdir())  # nothing put in the cache
 
 
@@ -681,3 +683,297 @@ def test_dataset_is_frozen_and_names_a_known_source(tmp_path):
     with pytest.raises(ValueError, match="note must be one line"):
         dataclasses.replace(data, note="two\nlines")
     assert datasets.SOURCES == ("download", "cache", "data-dir", "sample", "folder", "npz")
+
+
+def test_importing_datasets_imports_neither_tensorflow_nor_keras_nor_pillow():
+    import subprocess
+    import sys
+
+    code = "import sys, datasets; print([m for m in ('tensorflow', 'keras', 'PIL') if m in sys.modules])"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    assert (result.returncode, result.stdout.strip()) == (0, "[]"), result.stderr
+
+
+# Your own data: a folder of images ("folder") or a .npz of arrays ("npz")
+
+def write_image(path: Path, value: int, size=(8, 6), mode="L") -> Path:
+    """A PNG or JPEG (by suffix) of `size` (width, height) filled with `value`, in Pillow mode `mode`."""
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    colour = value if mode in ("L", "P", "I;16") else (value, value // 2, 255 - value, 255)[:len(mode)]
+    Image.new(mode, size, colour).save(path)
+    return path
+
+
+def image_folder(root: Path, counts: dict[str, int], **image) -> Path:
+    """root/<class>/img_NN.png for each class and count; each image's grey value is 10 * class + NN."""
+    for label, (name, count) in enumerate(counts.items()):
+        for i in range(count):
+            write_image(root / name / f"img_{i:02d}.png", 10 * label + i, **image)
+    return root
+
+
+def test_own_data_names_sit_beside_the_built_in_ones():
+    assert datasets.OWN == ("folder", "npz")
+    assert datasets.NAMES == ("mnist", "svhn", "cifar10")
+
+
+def test_folder_holds_out_every_5th_image_of_each_class_for_testing(tmp_path):
+    folder = image_folder(tmp_path / "pets", {"dog": 7, "cat": 5})  # cat sorts first: label 0
+    data = datasets.load("folder", folder)
+
+    assert data.class_names == ("cat", "dog") and data.name == "pets"
+    assert (data.source, data.origin, data.note) == ("folder", str(folder), None)
+    assert data.x_train.shape == (10, 6, 8, 1) and data.x_test.shape == (2, 6, 8, 1)
+    assert data.x_train.dtype == np.uint8 and data.y_train.dtype == np.int32
+    # img_04 of each class (the 5th by name) is held out; cat's values are 10 + i, dog's 0 + i.
+    assert data.x_test[:, 0, 0, 0].tolist() == [14, 4] and data.y_test.tolist() == [0, 1]
+    assert data.x_train[:, 0, 0, 0].tolist() == [10, 11, 12, 13, 0, 1, 2, 3, 5, 6]
+    assert data.y_train.tolist() == [0] * 4 + [1] * 6
+    assert datasets.conv_filters(data) == (32, 64, 128)  # 8x6x1 = 48 values: MNIST's widths
+
+
+def test_folder_with_train_and_test_subfolders_uses_them(tmp_path):
+    image_folder(tmp_path / "digits" / "train", {"one": 3, "two": 2}, mode="RGB")
+    image_folder(tmp_path / "digits" / "test", {"one": 1, "two": 1}, mode="RGB")
+    (tmp_path / "digits" / "README.md").write_text("files beside the folders are ignored")
+    data = datasets.load("folder", tmp_path / "digits")
+
+    assert (len(data.x_train), len(data.x_test)) == (5, 2)
+    assert data.image_shape == (6, 8, 3) and data.class_names == ("one", "two")
+    assert data.y_train.tolist() == [0, 0, 0, 1, 1] and data.y_test.tolist() == [0, 1]
+
+
+def test_folder_mixing_grey_and_colour_is_all_rgb(tmp_path):
+    folder = image_folder(tmp_path / "mixed", {"a": 5, "b": 5})
+    write_image(folder / "a" / "img_02.png", 200, mode="RGBA")  # alpha dropped
+    write_image(folder / "b" / "img_00.png", 30, mode="P")      # palette image
+    data = datasets.load("folder", folder)
+
+    assert data.image_shape == (6, 8, 3)
+    assert data.x_train[2, 0, 0].tolist() == [200, 100, 55]
+    assert data.x_train[1, 0, 0].tolist() == [1, 1, 1]  # a grey image, repeated into R, G and B
+
+
+def test_folder_reads_jpeg_and_ignores_hidden_files(tmp_path):
+    folder = tmp_path / "photos"
+    for name in ("x", "y"):
+        for i in range(5):
+            write_image(folder / name / f"{i}.JPG", 100, size=(16, 16), mode="RGB")
+        (folder / name / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    (folder / ".ipynb_checkpoints").mkdir()
+    data = datasets.load("folder", folder)
+    assert data.class_names == ("x", "y") and data.x_train.shape == (8, 16, 16, 3)
+    assert datasets.conv_filters(data) == (32, 64, 128)  # 16x16x3 = 768 values, no more than MNIST's 784
+
+
+def two_classes(root: Path) -> Path:
+    return image_folder(root, {"cat": 6, "dog": 6})
+
+
+def split_folders(root: Path, test_classes=("cat", "dog"), **test_image) -> Path:
+    image_folder(root / "train", {"cat": 2, "dog": 2})
+    image_folder(root / "test", dict.fromkeys(test_classes, 1), **test_image)
+    return root
+
+
+def empty_class(root):
+    (image_folder(root, {"cat": 6}) / "dog").mkdir()
+    return root
+
+
+def mixed_sizes(root):
+    write_image(two_classes(root) / "dog" / "img_03.png", 1, size=(9, 6))
+    return root
+
+
+def corrupt_image(root):
+    (two_classes(root) / "dog" / "img_01.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    return root
+
+
+def text_file(root):
+    (two_classes(root) / "cat" / "notes.txt").write_text("not an image")
+    return root
+
+
+def nested_folder(root):
+    (two_classes(root) / "cat" / "more").mkdir()
+    return root
+
+
+def sixteen_bit(root):
+    write_image(two_classes(root) / "cat" / "img_05.png", 1000, mode="I;16")
+    return root
+
+
+def extra_folder(root):
+    image_folder(split_folders(root) / "val", {"cat": 1, "dog": 1})
+    return root
+
+
+FOLDER_PROBLEMS = {  # id: (make the folder to load under root, the texts its one-line error must contain)
+    "missing": (lambda root: root / "nowhere", ["nowhere: no such folder", "one subfolder of PNG or JPEG"]),
+    "a-file": (lambda root: write_image(root / "one.png", 1), ["one.png: a file, not a folder", "npz"]),
+    "empty": (lambda root: root, ["{root}: empty"]),
+    "no-class-folders": (lambda root: write_image(root / "a.png", 1).parent,
+                         ["{root}: no class subfolders, only files such as a.png"]),
+    "one-class": (lambda root: image_folder(root, {"cat": 6}),
+                  ["{root}: only one class subfolder (cat)", "at least two"]),
+    "empty-class": (empty_class, ["{root}/dog: a class folder without images"]),
+    "mixed-sizes": (mixed_sizes, ["{root}: images differ in size",
+                                  "{root}/cat/img_00.png is 8x6 but {root}/dog/img_03.png is 9x6"]),
+    "corrupt": (corrupt_image, ["{root}/dog/img_01.png: cannot be read", "replace it with a readable PNG"]),
+    "not-an-image": (text_file, ["{root}/cat/notes.txt: not a PNG or JPEG file"]),
+    "nested-folder": (nested_folder, ["{root}/cat/more: a folder inside the class folder cat/"]),
+    "16-bit": (sixteen_bit, ["{root}/cat/img_05.png: I;16 pixels", "8-bit"]),
+    "no-test-images": (lambda root: image_folder(root, {"cat": 4, "dog": 3}),
+                       ["{root}: no image is held out for testing", "every 5th image", "train/ and test/"]),
+    "train-without-test": (lambda root: image_folder(root / "train", {"cat": 2, "dog": 2}).parent,
+                           ["{root}: has train/ but no test/"]),
+    "different-classes": (lambda root: split_folders(root, test_classes=("cat", "cow")),
+                          ["{root}: train/ and test/ hold different classes",
+                           "(dog only in train/; cow only in test/)"]),
+    "extra-folder": (extra_folder, ["{root}/val: a folder beside train/ and test/"]),
+    "train-test-sizes": (lambda root: split_folders(root, size=(4, 4)),
+                         ["{root}: images differ in size",
+                          "{root}/train/cat/img_00.png is 8x6 but {root}/test/cat/img_00.png is 4x4"]),
+}
+
+
+@pytest.mark.parametrize("make, expected", FOLDER_PROBLEMS.values(), ids=FOLDER_PROBLEMS.keys())
+def test_folder_problem_is_one_line_naming_the_file(tmp_path, make, expected):
+    root = tmp_path / "mine"
+    root.mkdir()
+    folder = make(root)
+    assert_load_fails("folder", folder, *(text.format(root=root) for text in expected))
+
+
+def test_truncated_image_is_named(tmp_path):
+    folder = image_folder(tmp_path / "mine", {"cat": 5, "dog": 5}, size=(64, 64), mode="RGB")
+    from PIL import Image
+    noisy = np.random.default_rng(0).integers(0, 256, (64, 64, 3), np.uint8)  # incompressible: cut data
+    Image.fromarray(noisy).save(folder / "dog" / "img_02.png")
+    path = folder / "dog" / "img_02.png"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    assert_load_fails("folder", folder, f"{path}: cannot be read")
+
+
+def test_own_data_needs_its_path():
+    for name, what in (("folder", "folder of images"), ("npz", ".npz file")):
+        with pytest.raises(datasets.DataError, match=f"the {name} data set is your own data: pass the {what}"):
+            datasets.load(name)
+
+
+def write_npz(path: Path, **arrays) -> Path:
+    """A .npz of the given arrays over defaults: 12 grey 6x8 training images of 3 classes, 4 test images."""
+    rng = np.random.default_rng(0)
+    defaults = dict(x_train=rng.integers(0, 256, (12, 6, 8), np.uint8), y_train=np.arange(12) % 3,
+                    x_test=rng.integers(0, 256, (4, 6, 8), np.uint8), y_test=np.array([0, 1, 2, 0]))
+    contents = {key: value for key, value in {**defaults, **arrays}.items() if value is not None}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **contents)
+    return path
+
+
+def test_npz_of_grey_images_loads_with_numbered_classes(tmp_path):
+    path = write_npz(tmp_path / "shapes.npz")
+    data = datasets.load("npz", path)
+
+    assert data.name == "shapes" and (data.source, data.origin) == ("npz", str(path))
+    assert data.x_train.shape == (12, 6, 8, 1) and data.x_test.shape == (4, 6, 8, 1)
+    assert data.class_names == ("0", "1", "2") and data.y_train.dtype == np.int32
+    with np.load(path) as npz:
+        np.testing.assert_array_equal(data.x_train[..., 0], npz["x_train"])
+        np.testing.assert_array_equal(data.y_test, npz["y_test"])
+    with pytest.raises(ValueError, match="read-only"):
+        data.x_train[0] = 0
+
+
+def test_npz_of_colour_images_with_class_names_and_keras_label_columns(tmp_path):
+    rng = np.random.default_rng(1)
+    path = write_npz(tmp_path / "colour.npz", x_train=rng.integers(0, 256, (12, 32, 32, 3), np.uint8),
+                     x_test=rng.integers(0, 256, (4, 32, 32, 3), np.uint8),
+                     y_train=(np.arange(12) % 3).reshape(12, 1).astype(np.uint8),
+                     class_names=np.array(["red", "green", "blue"]))
+    data = datasets.load("npz", path)
+    assert data.class_names == ("red", "green", "blue") and data.image_shape == (32, 32, 3)
+    assert data.y_train.tolist() == [0, 1, 2] * 4
+    assert datasets.conv_filters(data) == (64, 128, 256)
+
+
+@pytest.mark.parametrize("shape, filters", [((28, 28, 1), (32, 64, 128)), ((16, 16, 3), (32, 64, 128)),
+                                            ((28, 28, 3), (64, 128, 256)), ((29, 28, 1), (64, 128, 256))])
+def test_own_data_conv_widths_follow_the_image_size(tmp_path, shape, filters):
+    images = np.zeros((6, *shape), np.uint8)
+    data = datasets.load("npz", write_npz(tmp_path / "mnist.npz", x_train=images, x_test=images[:2],
+                                          y_train=np.arange(6) % 2, y_test=np.array([0, 1])))
+    assert data.name == "mnist"  # named like a built-in set, sized by its own images all the same
+    assert datasets.conv_filters(data) == filters
+
+
+def test_conv_filters_wants_the_loaded_dataset():
+    with pytest.raises(TypeError, match="conv_filters takes the loaded datasets.Dataset; received: 'mnist'"):
+        datasets.conv_filters("mnist")
+
+
+NPZ_PROBLEMS = {  # id: (arrays replacing write_npz's defaults, a text the one-line error must contain)
+    "missing-key": (dict(x_test=None), "has no x_test (it holds x_train, y_train, y_test)"),
+    "float-images": (dict(x_train=np.zeros((12, 6, 8), np.float32)),
+                     "x_train is float32 (12, 6, 8), expected uint8 images"),
+    "two-channels": (dict(x_train=np.zeros((12, 6, 8, 2), np.uint8)), "x_train is uint8 (12, 6, 8, 2)"),
+    "flat-images": (dict(x_test=np.zeros((4, 48), np.uint8)), "x_test is uint8 (4, 48)"),
+    "no-test-images": (dict(x_test=np.zeros((0, 6, 8), np.uint8), y_test=np.zeros(0, int)),
+                       "x_test holds no images"),
+    "train-test-shapes": (dict(x_test=np.zeros((4, 6, 8, 3), np.uint8)),
+                          "x_train images are 6x8x1 but x_test images are 6x8x3"),
+    "negative-label": (dict(y_test=np.array([0, 1, -1, 0])), "(y_test): label -1 is outside 0..2"),
+    "labels-from-1": (dict(y_train=np.arange(12) % 3 + 1),
+                      "(y_train): no training image has label 0, yet the labels go up to 3 (labels counted "
+                      "from 1?)"),
+    "label-beyond-class-names": (dict(class_names=np.array(["a", "b"])), "(y_train): label 2 is outside 0..1"),
+    "one-class": (dict(y_train=np.zeros(12, int), y_test=np.zeros(4, int)),
+                  "every label is 0, so there is only one class"),
+    "float-labels": (dict(y_train=np.arange(12) % 3 * 1.0), "(y_train): labels are float64 of shape (12,)"),
+    "count-mismatch": (dict(y_train=np.arange(11) % 3), "(train): 12 images but 11 labels"),
+    "label-matrix": (dict(y_train=np.arange(12).reshape(6, 2) % 3),
+                     "(y_train): labels are int64 of shape (6, 2)"),
+    "label-gap": (dict(y_train=np.array([0, 5] * 6), y_test=np.array([0, 5, 0, 5])),
+                  "no training image has label 1, yet the labels go up to 5;"),
+    "one-class-name": (dict(class_names=np.array(["only"])), "class_names holds 1 name(s)"),
+    "repeated-class-name": (dict(class_names=np.array(["a", "b", "a"])), "class_names repeats 'a'"),
+    "numeric-class-names": (dict(class_names=np.array([1, 2, 3])),
+                            "class_names is int64 (3,), expected a vector of strings"),
+    "class-without-images": (dict(class_names=np.array(["a", "b", "c", "d"])),
+                             "no training image has label 3 ('d', one of the 4"),
+}
+
+
+@pytest.mark.parametrize("arrays, expected", NPZ_PROBLEMS.values(), ids=NPZ_PROBLEMS.keys())
+def test_npz_problem_is_one_line_naming_the_file(tmp_path, arrays, expected):
+    path = write_npz(tmp_path / "data" / "mine.npz", **arrays)
+    message = assert_load_fails("npz", path.parent / "mine.npz", str(path), expected)
+    assert message.startswith(str(path))
+
+
+@pytest.mark.parametrize("make, expected", [
+    (lambda folder: folder / "missing.npz", "missing.npz: no such file"),
+    (lambda folder: folder, "a folder, not a .npz file"),
+    (lambda folder: (folder / "junk.npz").write_bytes(b"PK\x03\x04 not a zip") and folder / "junk.npz",
+     "junk.npz: cannot be read"),
+    (lambda folder: (np.save(folder / "one.npy", np.zeros(3, np.uint8)), folder / "one.npy")[-1],
+     "one.npy: a single array (uint8 (3,)), not a .npz of named arrays"),
+], ids=["missing", "folder", "not-a-zip", "npy"])
+def test_npz_file_that_is_not_an_npz_is_named(tmp_path, make, expected):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    assert_load_fails("npz", make(folder), expected)
+
+
+def test_npz_object_array_is_refused_and_runs_no_code(tmp_path):
+    marker = tmp_path / "code_ran"
+    path = write_npz(tmp_path / "data" / "evil.npz", class_names=np.array([RunsCode(marker), "b", "c"], object))
+    assert_load_fails("npz", path, f"{path} (class_names): cannot be read", "allow_pickle=False")
+    assert not marker.exists()
