@@ -852,13 +852,14 @@ def test_folder_problem_is_one_line_naming_the_file(tmp_path, make, expected):
 
 
 def test_truncated_image_is_named(tmp_path):
-    folder = image_folder(tmp_path / "mine", {"cat": 5, "dog": 5}, size=(64, 64), mode="RGB")
     from PIL import Image
-    noisy = np.random.default_rng(0).integers(0, 256, (64, 64, 3), np.uint8)  # incompressible: cut data
-    Image.fromarray(noisy).save(folder / "dog" / "img_02.png")
+
+    folder = image_folder(tmp_path / "mine", {"cat": 5, "dog": 5}, size=(64, 64), mode="RGB")
     path = folder / "dog" / "img_02.png"
+    # Noise does not compress, so half the file is half the pixel data: the header still reads.
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), np.uint8)).save(path)
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    assert_load_fails("folder", folder, f"{path}: cannot be read")
+    assert_load_fails("folder", folder, f"{path}: cannot be read (image file is truncated")
 
 
 def test_own_data_needs_its_path():
