@@ -44,7 +44,7 @@ class Network:
 def cnn(cfg):
     """The app's CNN (model.py): its six numbered layers logged, cfg.plot_layers drawn."""
     def build(data, cfg, resolved):
-        return build_model(data.image_shape, data.num_classes, datasets.conv_filters(cfg.dataset),
+        return build_model(data.image_shape, data.num_classes, datasets.conv_filters(data),
                            cfg.activation, *resolved, cfg.dropout)
     return Network(build, layers=LAYERS, numbered=True,
                    figure_layers=tuple(LAYERS[k - 1] for k in cfg.plot_layers))

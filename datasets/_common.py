@@ -11,6 +11,19 @@ from pathlib import Path
 
 import numpy as np
 
+SAMPLES = Path(__file__).resolve().parent / "samples"  # the real samples shipped with the package
+
+# Where a Dataset's images came from. The first four are the built-in data sets' ways in, the
+# last two the user's own data (datasets.OWN).
+SOURCES = (
+    "download",  # fetched from the official URL during this load, into the Keras cache
+    "cache",     # the checked copy an earlier download left in the Keras cache
+    "data-dir",  # official files from a folder the user named; never the network
+    "sample",    # the bundled real sample (datasets/samples/), because nothing could be downloaded
+    "folder",    # a folder of the user's own images, one subfolder per class
+    "npz",       # the user's own arrays in a .npz file
+)
+
 
 class DataError(Exception):
     """A data set could not be loaded; str(err) is ONE line naming the file, what is wrong and what to do."""
@@ -20,12 +33,25 @@ class DataError(Exception):
         super().__init__(" ".join(str(message).split()))
 
 
+class DownloadFailed(DataError):
+    """The official file could not be downloaded and no copy was cached: the one failure the
+    bundled sample may stand in for. `reason` is get_file's short explanation."""
+
+    def __init__(self, message, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
+
 @dataclass(frozen=True)
 class Dataset:
     """Train and test images (uint8, NHWC) with int32 labels; the arrays are read-only.
 
     Read-only because scaling belongs in the input pipeline: an in-place change here
     would silently alter every later epoch and run.
+
+    `source` is one of SOURCES; `origin` is what was read: the file, or the folder holding the
+    files, or for a download the URL fetched (for several files, the page they are published
+    on). `note` is None, or one line the app should print (why the bundled sample is used).
     """
 
     name: str
@@ -34,8 +60,15 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     class_names: tuple[str, ...]
+    source: str
+    origin: str
+    note: str | None = None
 
     def __post_init__(self):
+        if self.source not in SOURCES:
+            raise ValueError(f"Dataset source must be one of {', '.join(SOURCES)}; received: {self.source!r}")
+        if self.note is not None and "\n" in self.note:
+            raise ValueError(f"Dataset note must be one line; received: {self.note!r}")
         for array in (self.x_train, self.y_train, self.x_test, self.y_test):
             array.flags.writeable = False
 
@@ -104,16 +137,26 @@ class Download:
     file_hash: str
 
 
+@dataclass(frozen=True)
+class Fetched:
+    """A checked local copy of a Download, and whether it was downloaded now or found in the cache."""
+
+    path: Path
+    source: str  # "download" or "cache"
+    origin: str  # the URL fetched now, or the cached file
+
+
 def keras_home() -> Path:
     """The Keras home folder; get_file caches downloads in its `datasets/` subfolder."""
     return Path(os.environ.get("KERAS_HOME", "~/.keras")).expanduser()
 
 
-def fetch(download: Download, offline_hint: str) -> Path:
+def fetch(download: Download, offline_hint: str) -> Fetched:
     """The checked cached copy of `download`, downloaded with keras.utils.get_file on first use.
 
     get_file would replace a bad cached copy and delete it if the new download fails, so we
-    check the cache ourselves and report a bad copy instead of touching it.
+    check the cache ourselves and report a bad copy instead of touching it. A failed download
+    with nothing cached raises DownloadFailed; every other failure a plain DataError.
     """
     cached = keras_home() / "datasets" / download.fname
     if cached.is_file():
@@ -123,17 +166,18 @@ def fetch(download: Download, offline_hint: str) -> Path:
             raise DataError(f"{cached}: cached copy does not match the published checksum "
                             f"(incomplete or tampered download); delete it to download again, "
                             f"or {offline_hint}")
-        return cached
+        return Fetched(cached, "cache", str(cached))
 
     from keras.utils import get_file  # imported here: reading local files needs no TensorFlow
 
     try:
-        return Path(get_file(download.fname, download.url, file_hash=download.file_hash,
+        path = Path(get_file(download.fname, download.url, file_hash=download.file_hash,
                              cache_dir=str(keras_home())))
     except Exception as err:  # get_file reports a network failure as a bare Exception
         cached.unlink(missing_ok=True)  # get_file leaves a download that failed its checksum behind
-        raise DataError(f"cannot download {download.url} ({reason(err)}) and there is no cached "
-                        f"copy at {cached}; {offline_hint}") from err
+        raise DownloadFailed(f"cannot download {download.url} ({reason(err)}) and there is no cached "
+                             f"copy at {cached}; {offline_hint}", reason(err)) from err
+    return Fetched(path, "download", download.url)
 
 
 def _file_hash(path: Path, like: str) -> str:

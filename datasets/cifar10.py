@@ -9,10 +9,11 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from datasets._common import (DataError, Dataset, Download, check_counts, describe, fetch, int_labels,
-                              reading)
+from datasets._common import (SAMPLES, DataError, Dataset, Download, check_counts, describe, fetch,
+                              int_labels, reading)
 
 CONV_FILTERS = (64, 128, 256)  # the CNN's conv widths for this data set
+TITLE = "CIFAR-10"  # as people write it, for messages
 ARCHIVE = "cifar-10-python.tar.gz"
 FOLDER = "cifar-10-batches-py"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -27,6 +28,7 @@ OFFICIAL = "https://www.cs.toronto.edu/~kriz/cifar.html"
 OFFLINE_HINT = (f"put {ARCHIVE} (from {OFFICIAL}) or the {FOLDER}/ folder extracted from it "
                 f"in one folder and pass that with --data-dir")
 REPLACE_HINT = f"replace it with the official {ARCHIVE} from {OFFICIAL} (or a fresh extraction of it)"
+SAMPLE = SAMPLES / "cifar10"  # the first 2,000 training and 500 test images, as the official archive
 
 IMAGE_SHAPE_CHW = (3, 32, 32)  # each row of a batch is one image: all red pixels, then green, then blue
 
@@ -43,15 +45,12 @@ ARRAY_GLOBALS = frozenset({
 
 def load(data_dir: Path | None) -> Dataset:
     if data_dir is None:
-        pickles = _read_archive(fetch(DOWNLOAD, OFFLINE_HINT))
-    elif (data_dir / FOLDER).is_dir():  # already extracted: no decompression needed
-        pickles = _read_folder(data_dir / FOLDER)
-    elif (data_dir / ARCHIVE).is_file():
-        pickles = _read_archive(data_dir / ARCHIVE)
-    elif (data_dir / META).is_file():  # data_dir is the extracted folder itself
-        pickles = _read_folder(data_dir)
+        fetched = fetch(DOWNLOAD, OFFLINE_HINT)
+        path, source, origin = fetched.path, fetched.source, fetched.origin
     else:
-        raise DataError(f"{data_dir}: no {ARCHIVE} or {FOLDER}/ here; {OFFLINE_HINT}")
+        path = locate(data_dir)
+        source, origin = "data-dir", str(path)
+    pickles = read_pickles(path)
 
     train = [_batch(*pickles[name]) for name in TRAIN_BATCHES]
     test_rows, y_test = _batch(*pickles[TEST_BATCH])
@@ -62,7 +61,25 @@ def load(data_dir: Path | None) -> Dataset:
         x_test=_to_nhwc([test_rows]),
         y_test=y_test,
         class_names=_class_names(*pickles[META]),
+        source=source,
+        origin=origin,
     )
+
+
+def locate(data_dir: Path) -> Path:
+    """The official archive or extracted folder in (or at) `data_dir`."""
+    if (data_dir / FOLDER).is_dir():  # already extracted: no decompression needed
+        return data_dir / FOLDER
+    if (data_dir / ARCHIVE).is_file():
+        return data_dir / ARCHIVE
+    if (data_dir / META).is_file():  # data_dir is the extracted folder itself
+        return data_dir
+    raise DataError(f"{data_dir}: no {ARCHIVE} or {FOLDER}/ here; {OFFLINE_HINT}")
+
+
+def read_pickles(path: Path) -> dict[str, tuple[str, object]]:
+    """Each needed file of the archive or extracted folder at `path`, unpickled safely, with where it was."""
+    return _read_folder(path) if path.is_dir() else _read_archive(path)
 
 
 class _ArrayUnpickler(pickle.Unpickler):

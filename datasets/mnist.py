@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets._common import (DataError, Dataset, Download, check_counts, describe, fetch, int_labels,
-                              reading)
+from datasets._common import (SAMPLES, DataError, Dataset, Download, check_counts, describe, fetch,
+                              int_labels, reading)
 
 CONV_FILTERS = (32, 64, 128)  # conv widths: 28x28 grey digits: half the width the colour data sets get
+TITLE = "MNIST"  # as people write it, for messages
 CLASS_NAMES = tuple("0123456789")
 IMAGE_SIZE = 28
 TRAIN_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
@@ -27,6 +28,7 @@ OFFLINE_HINT = (f"put {', '.join(name + '.gz' for name in TRAIN_FILES + TEST_FIL
                 f"or Keras' {NPZ} in one folder and pass it with --data-dir")
 REPLACE_HINT = f"replace it with the official file from {OFFICIAL}"
 NPZ_HINT = f"replace it with a fresh copy from {DOWNLOAD.url}, or use the IDX files from {OFFICIAL}"
+SAMPLE = SAMPLES / "mnist"  # the first 6,000 training and 1,000 test images, as the four IDX files
 
 # IDX magic numbers: two zero bytes, the element type (0x08 = unsigned byte), the number of dimensions.
 IMAGES_MAGIC = 0x00000803
@@ -35,14 +37,15 @@ LABELS_MAGIC = 0x00000801
 
 def load(data_dir: Path | None) -> Dataset:
     if data_dir is None:
-        return _from_npz(fetch(DOWNLOAD, OFFLINE_HINT))
+        fetched = fetch(DOWNLOAD, OFFLINE_HINT)
+        return _from_npz(fetched.path, fetched.source, fetched.origin)
     found = {name: _find_idx(data_dir, name) for name in TRAIN_FILES + TEST_FILES}
     if all(found.values()):
         train = _idx_split(*(found[name] for name in TRAIN_FILES))
         test = _idx_split(*(found[name] for name in TEST_FILES))
-        return Dataset("mnist", *train, *test, CLASS_NAMES)
+        return Dataset("mnist", *train, *test, CLASS_NAMES, source="data-dir", origin=str(data_dir))
     if (data_dir / NPZ).is_file():
-        return _from_npz(data_dir / NPZ)
+        return _from_npz(data_dir / NPZ, "data-dir", str(data_dir / NPZ))
     missing = [f"{name}(.gz)" for name, path in found.items() if path is None]
     what = "MNIST files" if len(missing) == len(found) else ", ".join(missing)
     raise DataError(f"{data_dir}: no {what} here; {OFFLINE_HINT}")
@@ -91,13 +94,13 @@ def _read_idx(path: Path, magic: int) -> np.ndarray:
     return np.frombuffer(raw, np.uint8, offset=header_size).reshape(shape)
 
 
-def _from_npz(path: Path) -> Dataset:
+def _from_npz(path: Path, source: str, origin: str) -> Dataset:
     """Keras' mnist.npz: x_train/x_test (N, 28, 28) uint8 and y_train/y_test (N,); never unpickled."""
     with reading(path, NPZ_HINT), np.load(path, allow_pickle=False) as npz:
         arrays = {key: npz[key] for key in ("x_train", "y_train", "x_test", "y_test")}
     train = _npz_split(path, arrays, "train")
     test = _npz_split(path, arrays, "test")
-    return Dataset("mnist", *train, *test, CLASS_NAMES)
+    return Dataset("mnist", *train, *test, CLASS_NAMES, source=source, origin=origin)
 
 
 def _npz_split(path: Path, arrays: dict, split: str) -> tuple[np.ndarray, np.ndarray]:

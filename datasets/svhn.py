@@ -21,14 +21,21 @@ TEST = Download("test_32x32.mat", f"{OFFICIAL}test_32x32.mat", "eb5a983be6a31542
 OFFLINE_HINT = (f"put {TRAIN.fname} and {TEST.fname} (from {OFFICIAL}) in one folder "
                 f"and pass it with --data-dir")
 REPLACE_HINT = f"replace it with the official file from {OFFICIAL}"
+SAMPLE = None  # no bundled sample: a failed download stays an error
 
 
 def load(data_dir: Path | None) -> Dataset:
     if data_dir is None:
-        train, test = fetch(TRAIN, OFFLINE_HINT), fetch(TEST, OFFLINE_HINT)
+        fetched = fetch(TRAIN, OFFLINE_HINT), fetch(TEST, OFFLINE_HINT)
+        train, test = (copy.path for copy in fetched)
+        if any(copy.source == "download" for copy in fetched):
+            source, origin = "download", OFFICIAL  # both files are published on this page
+        else:
+            source, origin = "cache", str(train.parent)
     else:
         train, test = _local(data_dir / TRAIN.fname), _local(data_dir / TEST.fname)
-    return Dataset("svhn", *_read_mat(train), *_read_mat(test), CLASS_NAMES)
+        source, origin = "data-dir", str(data_dir)
+    return Dataset("svhn", *_read_mat(train), *_read_mat(test), CLASS_NAMES, source=source, origin=origin)
 
 
 def _local(path: Path) -> Path:

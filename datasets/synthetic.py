@@ -1,6 +1,8 @@
 """Tiny data sets written in each official file layout, for tests that load them through `datasets.load`.
 
 Images are seeded random uint8; labels cover every class whenever there are at least 10 examples.
+The format writers (idx_bytes, python2_pickle, write_tar) also cut the bundled real samples
+(scripts/make_samples.py), so they write the same bytes for the same input every time.
 """
 
 import gzip
@@ -96,6 +98,16 @@ def python2_pickle(obj) -> bytes:
 
 
 class _Python2Pickler(pickle._Pickler):  # the pure-Python pickler, whose per-type writers can be replaced
+    def save_global(self, obj, name=None):
+        # numpy 1, which pickled the official batches, kept _reconstruct in numpy.core.multiarray;
+        # numpy 2 still finds it there, for exactly such old pickles.
+        if (getattr(obj, "__module__", None), getattr(obj, "__name__", None)) == (
+                "numpy._core.multiarray", "_reconstruct"):
+            self.write(pickle.GLOBAL + b"numpy.core.multiarray\n_reconstruct\n")
+            self.memoize(obj)
+            return
+        super().save_global(obj, name)
+
     def save_python2_str(self, obj):
         data = obj.encode("latin-1") if isinstance(obj, str) else obj
         if len(data) < 256:
@@ -108,10 +120,14 @@ class _Python2Pickler(pickle._Pickler):  # the pure-Python pickler, whose per-ty
 
 
 def write_tar(path, members: dict[str, bytes]) -> Path:
-    """A gzipped tar of `members` (name -> content), with an entry for each folder as `tar czf` makes."""
+    """A gzipped tar of `members` (name -> content), with an entry for each folder as `tar czf` makes.
+
+    Every time stamp is 0 (tar members and gzip header), so the same members give the same bytes.
+    """
     path = Path(path)
     folders = sorted({name.rsplit("/", 1)[0] for name in members if "/" in name})
-    with tarfile.open(path, "w:gz") as tar:
+    tar_bytes = io.BytesIO()
+    with tarfile.open(fileobj=tar_bytes, mode="w") as tar:
         for name in folders:
             info = tarfile.TarInfo(name)
             info.type, info.mode = tarfile.DIRTYPE, 0o755
@@ -120,6 +136,8 @@ def write_tar(path, members: dict[str, bytes]) -> Path:
             info = tarfile.TarInfo(name)
             info.size, info.mode = len(data), 0o644
             tar.addfile(info, io.BytesIO(data))
+    # tarfile's own "w:gz" would stamp the gzip header with the current time.
+    path.write_bytes(gzip.compress(tar_bytes.getvalue(), compresslevel=9, mtime=0))
     return path
 
 

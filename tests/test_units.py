@@ -306,10 +306,13 @@ def test_elu_and_gelu_are_selectable_with_he_init_and_batch_norm():
     assert set(ops.COMPARED) < set(ops.ACTIVATIONS)
 
 
-def test_every_data_set_names_its_conv_widths():
+def test_every_data_set_names_its_conv_widths(tmp_path):
     import datasets
+    from datasets import synthetic
 
-    assert {name: datasets.conv_filters(name) for name in datasets.NAMES} == {
+    writers = {"mnist": synthetic.write_mnist, "svhn": synthetic.write_svhn, "cifar10": synthetic.write_cifar10}
+    loaded = {name: datasets.load(name, writers[name](tmp_path / name)) for name in datasets.NAMES}
+    assert {name: datasets.conv_filters(data) for name, data in loaded.items()} == {
         "mnist": (32, 64, 128), "svhn": (64, 128, 256), "cifar10": (64, 128, 256)}
 
 
