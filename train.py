@@ -19,17 +19,11 @@ if __name__ == "__main__":
     # Until training starts there is nothing to save: Ctrl-C just ends the process (no traceback).
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
-from avh_app.cli import import_tensorflow
-
-import_tensorflow()
 import datasets
 import ops
-from avh_app import distribute, loop, runfolder
-from avh_app.cli import BAD_INPUT, UsageError, usage_error
-from avh_app.config import OPTIMIZERS, Config, check_config, load_config
-from avh_app.run import Run
-
-loop.PROCESS_START = PROCESS_START
+from avh_app import runfolder
+from avh_app.cli import BAD_INPUT, Diverged, UsageError, import_tensorflow, usage_error
+from avh_app.config import OPTIMIZERS, STRATEGIES, Config, check_config, load_config
 
 # -----------------------------------------------------------------------------
 # Settings: avh_app.config.Config mirrors the flags and is what config.json saves.
@@ -41,13 +35,16 @@ def build_parser():
                     "activation histograms, statistics and plots to TensorBoard.",
         argument_default=argparse.SUPPRESS)  # only flags the user gave: --resume checks them
     add = p.add_argument
-    add("--dataset", choices=datasets.NAMES, help=f"data set (default: {d.dataset})")
+    add("--dataset", choices=datasets.NAMES + datasets.OWN,
+        help=f"data set; folder or npz: your own, at --data-dir (default: {d.dataset})")
     add("--activation", choices=ops.ACTIVATIONS, metavar="{" + ",".join(ops.ACTIVATIONS) + "}",
         help="activation of layers 1-5: " + "; ".join(f"{name}: {a.help}" for name, a in
                                                         ops.ACTIVATION_TABLE.items())
              + f" (default: {d.activation})")
     add("--data-dir", metavar="DIR",
-        help="read the data set's original files from DIR, no network (default: download to the Keras cache)")
+        help="read the data set's original files from DIR, no network; for --dataset folder or npz "
+             "the folder of class subfolders or the .npz file (default: download to the Keras "
+             "cache, else the bundled sample)")
     add("--epochs", type=int, metavar="N", help=f"passes over the training set (default: {d.epochs})")
     add("--max-steps", type=int, metavar="N",
         help="stop after exactly N optimizer steps; wins over --epochs")
@@ -85,7 +82,7 @@ def build_parser():
     add("--jit", action="store_true", help="compile the training step with XLA (default: Keras' choice)")
     add("--mixed-precision", action="store_true",
         help="compute in float16 on a GPU, bfloat16 on a CPU (logged activations stay float32)")
-    add("--strategy", choices=distribute.STRATEGIES,
+    add("--strategy", choices=STRATEGIES,
         help="auto: every GPU when there are several (mirrored), else one device; multiworker: "
              "the machines in TF_CONFIG. --batch-size stays the global batch (default: auto)")
     add("--resume", metavar="RUN_DIR", help="continue RUN_DIR from its last checkpoint with its saved settings")
@@ -115,8 +112,17 @@ def parse_args(argv=None):
 
 def main(argv=None):
     try:
+        # Settings, a resumed run's folder and the data are checked before TensorFlow loads
+        # (~3 s): bad input is one line at once.
         cfg, resume_dir = parse_args(argv)
-        return train(cfg, resume_dir)
+        if resume_dir is not None:
+            runfolder.check_checkpoint(resume_dir)
+        data = datasets.load(cfg.dataset, cfg.data_dir)
+        import_tensorflow()
+        from avh_app import loop
+
+        loop.PROCESS_START = PROCESS_START
+        return train(cfg, resume_dir, data)
     except (UsageError, datasets.DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return BAD_INPUT
@@ -126,7 +132,7 @@ def main(argv=None):
             print(f"the last complete checkpoint is kept; once the cause is fixed, resume with:\n"
                   f"  python {sys.argv[0]} --resume {err.run_dir}", file=sys.stderr)
         return 1
-    except loop.Diverged as err:  # found while saving the checkpoint of a stop request
+    except Diverged as err:  # found while saving the checkpoint of a stop request
         print(f"error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -134,10 +140,12 @@ def main(argv=None):
         return 130
 
 
-def train(cfg, resume_dir=None):
+def train(cfg, resume_dir=None, data=None):
     """One run, in order; returns its exit status (0 done, 1 diverged, 128 + signal stopped)."""
-    run = Run(cfg, resume_dir)  # a resumed run checked and locked; `auto` resolved; the strategy
-    run.load_data()             # the data set, its input pipeline and the probe batch
+    from avh_app.run import Run
+
+    run = Run(cfg, resume_dir)  # `auto` resolved; the strategy; a resumed folder locked
+    run.load_data(data)         # the data set, its input pipeline and the probe batch
     run.build_model()           # a new model, or the checkpoint being resumed
     run.open_folder()           # a new run folder with its lock and config.json, or the resumed one
     print(run.describe())

@@ -1,10 +1,11 @@
-"""What every command of the app shares: bad input as one `error:` line with exit status 2, and
-TensorFlow imported without its C++ start-up chatter.
+"""What every command of the app shares: bad input as one `error:` line with exit status 2, the
+ways a run can stop early, and TensorFlow imported without its C++ start-up chatter.
 
 No TensorFlow import here: compare.py and report.py use this before anything heavy.
 """
 import contextlib
 import os
+import signal
 import sys
 
 BAD_INPUT = 2  # the exit status of every command for a bad flag, file or folder
@@ -12,6 +13,18 @@ BAD_INPUT = 2  # the exit status of every command for a bad flag, file or folder
 
 class UsageError(Exception):
     """Bad input from the user: printed as one line, exit code 2."""
+
+
+class Interrupted(Exception):
+    """A stop request (SIGINT, SIGTERM) was honoured: exit code 128 + the signal's number."""
+
+    def __init__(self, signum):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class Diverged(Exception):
+    """The loss, the weights or the probe's outputs stopped being finite: exit code 1."""
 
 
 def usage_error(message):

@@ -10,6 +10,7 @@ from avh.tags import CONFIG_FILE, METRICS_FILE
 from avh_app.cli import UsageError
 from model import LAYERS, PLOT_LAYERS
 
+STRATEGIES = ("auto", "one", "mirrored", "multiworker")  # avh_app.distribute builds them
 CHECKPOINT = "checkpoint.keras"
 PARTIAL_CHECKPOINT = ".checkpoint-partial.keras"  # written first, renamed when complete
 
@@ -47,7 +48,7 @@ class Config:
     steps_per_execution: int = 1          # see README, Performance: chosen from measurements
     jit: bool = False
     mixed_precision: bool = False
-    strategy: str = "auto"                # avh.distribute.STRATEGIES; --resume may change it
+    strategy: str = "auto"                # one of STRATEGIES; --resume may change it
 
 
 def check_config(cfg):

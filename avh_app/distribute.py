@@ -14,10 +14,11 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from avh_app.cli import UsageError
-from avh_app.loop import Interrupted, StopRequests
+from avh_app.cli import Interrupted, UsageError
+from avh_app.config import STRATEGIES
+from avh_app.loop import StopRequests
 
-STRATEGIES = ("auto", "one", "mirrored", "multiworker")
+__all__ = ["STRATEGIES", "make_strategy", "is_chief", "describe", "stop_requests", "prepare_fit"]
 # Tests on a CPU-only machine: split the CPU into this many logical devices, so that
 # MirroredStrategy has several replicas to mirror over. Not a user setting (hence no flag).
 LOGICAL_CPUS_ENV = "AVH_LOGICAL_CPUS"

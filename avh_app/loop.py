@@ -15,19 +15,10 @@ import tensorflow as tf
 from avh.steps import StepCallback, StepCallbackList
 from avh.tags import TEST_TAG
 from avh_app import runfolder
+from avh_app.cli import Diverged, Interrupted
 from avh_app.config import CHECKPOINT, PARTIAL_CHECKPOINT, optimizer_settings
 
 PROCESS_START = time.perf_counter()  # set again by train.py at its first line
-
-
-class Interrupted(Exception):
-    def __init__(self, signum):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-class Diverged(Exception):
-    pass
 
 
 def compile_model(model, cfg, total_steps):

@@ -20,7 +20,7 @@ from avh.tags import (CONFIG_FILE, CONFIG_TEXT_TAG, GRADIENT_STAT_TAG, STAT_TAG,
 # Values must be bool, int, float or str (TensorBoard's rule); None becomes NONE.
 HPARAMS = ("activation", "norm", "init", "dropout_kind", "dropout", "optimizer", "learning_rate",
            "lr_schedule", "clip_norm", "batch_size", "total_steps", "seed", "dataset",
-           "dtype_policy")
+           "data_source", "train_examples", "dtype_policy")
 NONE = "off"
 # What a compare root varies (the activation and what `auto` resolves to for it) and seeds.
 COMPARED = ("activation", "norm", "init", "dropout_kind", "seed")
@@ -34,7 +34,9 @@ STAT_CATEGORIES = {"mean": ("activation mean per layer", "SELU target 0"),
 
 def hparams_of(config):
     """{name: value} of HPARAMS from a config.json dict (its `resolved` values win over `auto`)."""
-    flat = {**config, **config.get("resolved", {})}
+    data = config.get("data", {})
+    flat = {**config, **config.get("resolved", {}), "data_source": data.get("source", "unknown"),
+            "train_examples": data.get("train_examples")}
     values = {}
     for name in HPARAMS:
         value = flat.get(name)

@@ -22,7 +22,7 @@ from avh.events import last_logged_steps
 from avh.summaries import ActivationSummaries
 from avh.tags import METRICS_FILE, TRAIN_TAG
 from avh_app import curves, distribute, loop, overview, pipeline, runfolder
-from avh_app.cli import UsageError
+from avh_app.cli import Diverged, Interrupted, UsageError
 from avh_app.config import CHECKPOINT, load_config, optimizer_settings
 from avh_app.eventlog import EventLog
 from model import LAYERS, build_model
@@ -54,17 +54,13 @@ class Run:
     """A training run of `cfg`, new or resumed from `resume_dir` (a run folder of this app)."""
 
     def __init__(self, cfg, resume_dir=None, network=None, record=None):
-        """Checks a resumed run, resolves `auto`, builds the strategy (before anything else
-        creates devices), takes a resumed folder's lock, seeds and sets the dtype policy.
-        `record`: extra entries for config.json (the depth sweep's)."""
+        """Resolves `auto`, builds the strategy (before anything else creates devices), takes a
+        resumed folder's lock (its checkpoint checked whole before: runfolder.check_checkpoint),
+        seeds and sets the dtype policy. `record`: extra entries for config.json (the depth
+        sweep's)."""
         self.cfg, self.resume_dir = cfg, resume_dir
         self.network = network or cnn(cfg)
         self.record = record or {}
-        if resume_dir is not None:
-            damage = runfolder.checkpoint_damage(resume_dir / CHECKPOINT)
-            if damage:
-                raise UsageError(f"--resume {resume_dir}: its checkpoint {resume_dir / CHECKPOINT} "
-                                 f"is {damage}; it cannot be resumed")
         self.resolved = ops.resolve(cfg.activation, cfg.norm, cfg.init, cfg.dropout_kind)
         self.strategy = distribute.make_strategy(cfg.strategy)
         self.chief = distribute.is_chief(self.strategy)  # the only process that writes the run folder
@@ -95,6 +91,8 @@ class Run:
         self.test_batches = distribute.by_batch(test_batches)
         self.probe_batch = self.standardise(data.x_test[:pipeline.PROBE_SIZE])
         self.probe_labels = data.y_test[:pipeline.PROBE_SIZE]
+        if data.note:  # e.g. no network: the bundled sample, named
+            print(data.note, flush=True)
 
     # -- Model: new, or the checkpoint of the run being resumed.
 
@@ -125,7 +123,8 @@ class Run:
             # A copy of a run folder resumes as itself: every path printed names the copy.
             cfg.logdir, cfg.run_name = str(self.resume_dir.parent), self.resume_dir.name
             return self.run_dir  # config.json stays as the run wrote it
-        self.run_dir = runfolder.create(cfg) if self.chief else distribute.worker_folder()
+        self.run_dir = (runfolder.create(cfg, self.data.name) if self.chief
+                        else distribute.worker_folder())
         self._lock = runfolder.lock(self.run_dir)
         runfolder.write_config(self.run_dir, self.config_record())
         return self.run_dir
@@ -142,7 +141,8 @@ class Run:
                          "strategy": distribute.describe(self.strategy),
                          "dtype_policy": keras.config.dtype_policy().name,
                          "optimizer": {"name": cfg.optimizer, **optimizer_settings(cfg)}},
-            "data": {"train_examples": len(data.x_train), "test_examples": len(data.x_test),
+            "data": {"name": data.name, "source": data.source, "origin": str(data.origin),
+                     "train_examples": len(data.x_train), "test_examples": len(data.x_test),
                      "image_shape": list(data.image_shape), "class_names": list(data.class_names),
                      "channel_mean": self.channel_mean.tolist(),
                      "channel_std": self.channel_std.tolist()},
@@ -158,7 +158,7 @@ class Run:
         cfg, (norm, init, dropout_kind) = self.cfg, self.resolved
         shown = self.run_dir if self.chief else (self.resume_dir or "RUN_DIR (the chief's)")
         settings = ", ".join(f"{k}={v:g}" for k, v in optimizer_settings(cfg).items())
-        line = (f"run folder: {shown}  ({distribute.describe(self.strategy)}; {cfg.dataset}, "
+        line = (f"run folder: {shown}  ({distribute.describe(self.strategy)}; {self.data.name}, "
                 f"{cfg.activation}: norm={norm}, init={init}, dropout={dropout_kind} "
                 f"{cfg.dropout}; {cfg.optimizer} {settings}; {len(self.data.x_train)} training "
                 f"images, {self.steps_per_epoch} steps/epoch, {self.total_steps} steps)")
@@ -247,14 +247,14 @@ class Run:
                 "cpu_seconds_per_step": self.clock.cpu_seconds_per_step(),
                 "seconds_to_first_step": self.clock.first_step_at,
                 "figures_skipped": activations.figures.skipped if activations.figures else 0})
-        except loop.Interrupted as stopped:
+        except Interrupted as stopped:
             step = int(model.optimizer.iterations.numpy())
             activations.close()
             checkpointer.save(step)
             print(f"\nstopped by {stopped} at step {step}; checkpoint saved. Resume with:\n"
                   f"{resume_hint}", file=sys.stderr)
             return 128 + stopped.signum
-        except loop.Diverged as err:
+        except Diverged as err:
             activations.close()
             self.events.writer.flush()  # what was logged before the divergence is whole
             print(f"error: {err}", file=sys.stderr)

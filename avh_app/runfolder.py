@@ -35,15 +35,16 @@ class WriteFailed(Exception):
         self.run_dir = Path(run_dir)
 
 
-def create(cfg):
+def create(cfg, data_name=None):
     """Make the run's folder, never reusing one: an explicit --run-name that exists is refused;
-    the default `DATASET/ACTIVATION-TIMESTAMP` gets a -2, -3, ... suffix when two runs start in
-    the same second."""
+    the default `DATA/ACTIVATION-TIMESTAMP` (DATA: the data set's name, your own data's folder
+    name) gets a -2, -3, ... suffix when two runs start in the same second."""
     logdir = Path(cfg.logdir)
     if cfg.run_name is not None:
         candidates = [logdir / cfg.run_name]
     else:
-        base = logdir / cfg.dataset / f"{cfg.activation}-{time.strftime('%Y%m%d-%H%M%S')}"
+        base = (logdir / (data_name or cfg.dataset)
+                / f"{cfg.activation}-{time.strftime('%Y%m%d-%H%M%S')}")
         candidates = [base] + [base.with_name(f"{base.name}-{i}") for i in range(2, 1000)]
     for run_dir in candidates:
         try:
@@ -172,6 +173,14 @@ def free_bytes(folder):
     except OSError:
         return 0
     return stats.f_bavail * stats.f_frsize
+
+
+def check_checkpoint(run_dir):
+    """UsageError if the run folder's checkpoint cannot be whole (see checkpoint_damage)."""
+    path = Path(run_dir) / CHECKPOINT
+    damage = checkpoint_damage(path)
+    if damage:
+        raise UsageError(f"--resume {run_dir}: its checkpoint {path} is {damage}; it cannot be resumed")
 
 
 def checkpoint_damage(path):

@@ -70,7 +70,10 @@ def load(name: str, data_dir: str | os.PathLike | None = None) -> Dataset:
 def _sample(loader, failed: DownloadFailed) -> Dataset:
     """The bundled sample of `loader`'s data set, read like a data_dir, with the note for the app to print."""
     data = loader.load(loader.SAMPLE)
-    note = (f"cannot download {loader.TITLE} ({failed.reason}): training on the bundled "
+    # Keras' reason repeats the URL ("URL fetch failure on URL: None -- [Errno 111] ..."): the
+    # last part says what happened.
+    why = failed.reason.rsplit(" -- ", 1)[-1]
+    note = (f"cannot download {loader.TITLE} ({why}): training on the bundled "
             f"{len(data.x_train):,}-image {loader.TITLE} sample; pass --data-dir for the full set")
     # One line, whatever get_file's reason holds.
     return dataclasses.replace(data, source="sample", note=" ".join(note.split()))

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import datasets  # numpy only: cheap
 import ops  # no TensorFlow at import
-from avh.tags import METRICS_FILE
+from avh.tags import CONFIG_FILE, METRICS_FILE
 from avh_app import runfolder  # no TensorFlow
 from avh_app.cli import BAD_INPUT, UsageError, usage_error
 
@@ -40,7 +40,8 @@ def build_parser():
                     f"Any other flag goes to train.py unchanged (see python train.py --help).",
         allow_abbrev=False)  # an abbreviated train.py flag must reach train.py, not match ours
     add = p.add_argument
-    add("--dataset", required=True, choices=datasets.NAMES, help="data set (also names the root)")
+    add("--dataset", required=True, choices=datasets.NAMES + datasets.OWN,
+        help="data set (also names the root); folder or npz: your own, at --data-dir")
     add("--activations", nargs="+", choices=ops.ACTIVATIONS, default=list(ops.COMPARED),
         metavar="NAME", help=f"activations to train, from {', '.join(ops.ACTIVATIONS)} "
                              f"(default: {' '.join(ops.COMPARED)})")
@@ -87,6 +88,16 @@ def parse_args(argv=None):
         raise UsageError(f"port {args.port} on 127.0.0.1 is in use; pass another --port "
                          f"or --no-tensorboard")
     return args, train_args
+
+
+def data_name(dataset, train_args):
+    """The name the runs' data go by: the data set's, or your own data's folder (file) name."""
+    if dataset in datasets.OWN:
+        for i, arg in enumerate(train_args):
+            if arg.startswith("--data-dir"):
+                path = arg.split("=", 1)[1] if "=" in arg else (train_args[i + 1] if i + 1 < len(train_args) else "")
+                return Path(path).stem or dataset
+    return dataset
 
 
 def create_root(root, dataset):
@@ -279,6 +290,23 @@ def summary_table(root, status):
     return "\n".join(lines)
 
 
+def data_warning(root, status):
+    """A line when the runs did not all train on the same data (one fell back to the bundled
+    sample while another read the full set, say), else nothing."""
+    seen = {}
+    for name in status:
+        try:
+            data = json.loads((Path(root) / name / CONFIG_FILE).read_text())["data"]
+            seen[name] = (data.get("source"), data.get("train_examples"))
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    if len(set(seen.values())) <= 1:
+        return ""
+    described = ", ".join(f"{name}: {source}, {count} training images"
+                          for name, (source, count) in seen.items())
+    return f"warning: the runs did not train on the same data ({described}); they do not compare\n"
+
+
 def port_is_free(port):
     """Whether a server could listen on 127.0.0.1:port now (as TensorBoard binds: SO_REUSEADDR,
     so connections of a server that just stopped do not count)."""
@@ -334,7 +362,7 @@ def serve(root, port, interrupts):
 def main(argv=None):
     try:
         args, train_args = parse_args(argv)
-        root, created = create_root(args.root, args.dataset)
+        root, created = create_root(args.root, data_name(args.dataset, train_args))
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return BAD_INPUT
@@ -342,7 +370,7 @@ def main(argv=None):
     interrupts.install()
     commands = training_commands(train_args, args.dataset, args.activations, root, args.seeds)
     status = run_all(commands, args.parallel, interrupts, args.jobs, args.gpus)
-    print(f"\nruns in {root}:\n{summary_table(root, status)}\n"
+    print(f"\nruns in {root}:\n{summary_table(root, status)}\n" + data_warning(root, status) +
           f"figures and a report page: python {REPO_ROOT / 'scripts' / 'report.py'} {root}", flush=True)
 
     if interrupts.signum is not None:

@@ -16,7 +16,7 @@ from avh_app.cli import BAD_INPUT, UsageError, import_tensorflow, usage_error
 from avh_app.report.depth import depth_runs, depth_table, plot_depth_sweep, sweep_of
 from avh_app.report.figures import FIGURES, write_figures
 from avh_app.report.page import seed_notes, write_html
-from avh_app.report.runs import by_dataset, find_runs, load_runs
+from avh_app.report.runs import by_dataset, differing_settings, find_runs, load_runs
 
 
 def build_parser():
@@ -67,7 +67,11 @@ def main(argv=None):
         print(f"error: cannot write {err.filename or out}: {err.strerror or err}", file=sys.stderr)
         return BAD_INPUT
     print(f"{len(runs)} run(s): {', '.join(run.label for run in runs)}")
-    for _, dataset_runs, _ in written:
+    for dataset, dataset_runs, _ in written:
+        data = [note for note in differing_settings(dataset_runs) if note.startswith("data: ")]
+        if data:
+            print(f"warning: the {dataset} runs did not train on the same data ({data[0][6:]}); "
+                  f"their figures and table say so")
         if seeds.has_seed_groups([run.label for run in dataset_runs]):
             print("\n".join(seed_notes(dataset_runs)))
     print(f"wrote {', '.join(str(folder / name) for _, _, folder in written for name in FIGURES)}"

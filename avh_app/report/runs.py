@@ -113,14 +113,27 @@ def load_runs(root):
 
 
 def differing_settings(runs):
-    """Settings other than the activation's own that differ between the runs, e.g. 'seed: 0, 1'."""
+    """Settings other than the activation's own that differ between the runs, e.g. 'seed: 0, 1',
+    and the data they trained on where it differs (a run on the bundled sample beside one on
+    the full set, say): 'data: sample 6000 images, data-dir 60000 images'."""
     keys = sorted({k for run in runs for k in run.config} - PER_RUN_SETTINGS)
     notes = []
     for key in keys:
         values = [json.dumps(run.config.get(key)) for run in runs]
         if len(set(values)) > 1:
             notes.append(f"{key}: {', '.join(dict.fromkeys(values))}")
+    data = [data_of(run) for run in runs]
+    if len(set(data)) > 1:
+        notes.append("data: " + ", ".join(f"{source} {count} images"
+                                          for source, count in dict.fromkeys(data)))
     return notes
+
+
+def data_of(run):
+    """(source, training images) of what a run trained on; ("unknown", n) for runs older than
+    the record of the source."""
+    data = run.config.get("data", {})
+    return data.get("source", "unknown"), data.get("train_examples")
 
 
 def by_dataset(runs):
@@ -128,5 +141,7 @@ def by_dataset(runs):
     (their step counts and accuracies do not compare)."""
     groups = {}
     for run in runs:
-        groups.setdefault(str(run.config.get("dataset", "?")), []).append(run)
+        # Own data: by the folder's name, so two folders of images never share a figure.
+        name = run.config.get("data", {}).get("name") or run.config.get("dataset", "?")
+        groups.setdefault(str(name), []).append(run)
     return sorted(groups.items())
