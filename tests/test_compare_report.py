@@ -15,12 +15,13 @@ import urllib.request
 import matplotlib.image
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import COMPARED_STEPS, REPO_ROOT
 from datasets.synthetic import write_mnist
 from model import LAYERS, layer_tag
 from ops import COMPARED as ACTIVATIONS
 from runs import read_events, read_json
-from avh.tags import HISTOGRAM_TAG, MOMENT_MAP_TAG, PLOT_KINDS, PLOT_TAG, STATS, TEST_TAG
+from avh.tags import (GRADIENT_TAG, HISTOGRAM_TAG, MOMENT_MAP_TAG, PLOT_KINDS, PLOT_TAG, STATS,
+                      TEST_TAG)
 
 pytestmark = pytest.mark.slow  # subprocesses: train.py, compare.py, TensorBoard
 
@@ -61,12 +62,9 @@ def mnist_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def compared(tmp_path_factory, mnist_dir):
-    """One sequential compare.py over tiny MNIST, shared by the tests: (root, its process)."""
-    root = tmp_path_factory.mktemp("compare") / "root"
-    done = run_script("compare.py", "--dataset", "mnist", "--data-dir", mnist_dir, *TINY,
-                      "--root", root, "--no-tensorboard")
-    return root, done
+def compared(compared_root):
+    """The session's compare.py root (conftest.py): (root, its process)."""
+    return compared_root
 
 
 # -----------------------------------------------------------------------------
@@ -79,16 +77,16 @@ def test_compare_trains_every_activation_into_one_root(compared):
     for activation in ACTIVATIONS:
         run = root / activation
         metrics = read_json(run / "metrics.json")
-        assert metrics["steps"] == 4
+        assert metrics["steps"] == COMPARED_STEPS
         events = read_events(run)
         for k in range(1, len(LAYERS) + 1):
             steps = [step for step, _ in events[HISTOGRAM_TAG.format(layer=layer_tag(k))]]
-            assert steps == [0, 2, 4]
-        assert events[TEST_TAG.format(metric="accuracy")][-1][0] == 4
+            assert steps == [0, 2, 4, 6]
+        assert events[TEST_TAG.format(metric="accuracy")][-1][0] == COMPARED_STEPS
         # The summary table reports each run by name with its accuracy from metrics.json.
         assert f"{activation:<12}ok (exit 0)" in done.stdout
         assert f"{metrics['test_accuracy']:.2%}" in done.stdout
-        assert f"[{activation}] done: 4 steps" in done.stdout
+        assert f"[{activation}] done: {COMPARED_STEPS} steps" in done.stdout
 
 
 def test_compared_runs_differ_only_in_the_activation(compared):
@@ -99,17 +97,6 @@ def test_compared_runs_differ_only_in_the_activation(compared):
     per_run = {"activation", "run_name", "resolved"}
     shared = [{k: v for k, v in c.items() if k not in per_run} for c in configs]
     assert shared[0] == shared[1] == shared[2]
-
-
-def test_compare_parallel_runs_all_at_once_with_prefixed_output(tmp_path, mnist_dir):
-    root = tmp_path / "root"
-    done = run_script("compare.py", "--dataset", "mnist", "--data-dir", mnist_dir, "--parallel",
-                      "--max-steps", "2", "--summary-every", "0", "--root", root,
-                      "--no-tensorboard")
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    for activation in ACTIVATIONS:
-        assert read_json(root / activation / "metrics.json")["steps"] == 2
-        assert f"[{activation}] done: 2 steps" in done.stdout
 
 
 @pytest.mark.parametrize("flags", [["--activation", "relu"], ["--act=relu"], ["--logdir", "x"],
@@ -217,7 +204,7 @@ def test_report_writes_pngs_and_a_self_contained_html(compared, tmp_path):
         resolved = read_json(root / activation / "config.json")["resolved"]
         assert f"<td>{activation}</td><td>{activation}</td><td>mnist</td>" \
                f"<td>{resolved['norm']}</td><td>{resolved['init']}</td>" \
-               f"<td>{resolved['dropout_kind']} 0.1</td><td>4</td>" \
+               f"<td>{resolved['dropout_kind']} 0.1</td><td>{COMPARED_STEPS}</td>" \
                f"<td>{metrics['test_accuracy']:.2%}</td>" in page
     # SELU, ReLU, LeakyReLU order.
     assert [page.index(f"<tr><td>{a}</td>") for a in ACTIVATIONS] == \
@@ -237,7 +224,7 @@ def test_report_finds_nested_runs_and_marks_unfinished_ones(compared, tmp_path):
     assert done.stdout.startswith(f"2 run(s): mnist/{ACTIVATIONS[0]}-1, mnist/{unfinished}-1")
     page = (logs / "report" / "report.html").read_text()  # the default output folder
     assert f"<tr><td>mnist/{unfinished}-1</td><td>{unfinished}</td><td>mnist</td>" in page
-    assert "<td>4 (unfinished)</td>" in page
+    assert f"<td>{COMPARED_STEPS} (unfinished)</td>" in page
     assert all((logs / "report" / name).stat().st_size > 0 for name in FIGURES)
 
 
@@ -266,7 +253,7 @@ def test_tensorboard_serves_histograms_and_images_of_every_run(compared):
     port = free_port()
     server = load_script("compare").start_tensorboard(root, port, timeout=60)
     try:
-        histogram_tags = {HISTOGRAM_TAG.format(layer=layer_tag(k))
+        histogram_tags = {tag.format(layer=layer_tag(k)) for tag in (HISTOGRAM_TAG, GRADIENT_TAG)
                           for k in range(1, len(LAYERS) + 1)}
         image_tags = {PLOT_TAG.format(layer=layer_tag(k), kind=kind)
                       for k in PLOT_LAYERS for kind in PLOT_KINDS}
@@ -288,7 +275,7 @@ def test_tensorboard_serves_histograms_and_images_of_every_run(compared):
             # The data behind the tags, not just their names: [wall time, step, buckets] ...
             series = get_json(port, "/data/plugin/histograms/histograms", run=activation,
                               tag=HISTOGRAM_TAG.format(layer=layer_tag(3)))
-            assert [step for _, step, _ in series] == [0, 2, 4]
+            assert [step for _, step, _ in series] == [0, 2, 4, 6]
             assert sum(count for _, _, count in series[-1][2]) > 0
             # ... and a figure as PNG bytes.
             entries = get_json(port, "/data/plugin/images/images", run=activation,
@@ -299,3 +286,33 @@ def test_tensorboard_serves_histograms_and_images_of_every_run(compared):
     finally:
         server.process.terminate()
         server.wait()
+
+
+def test_your_own_folder_of_images_trains_compares_and_reports_like_a_built_in_set(tmp_path):
+    from PIL import Image
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    images = tmp_path / "shapes"
+    for name, brightness in (("dark", 40), ("light", 200)):  # two classes a CNN can tell apart
+        (images / name).mkdir(parents=True)
+        for i in range(15):
+            pixels = np.clip(rng.normal(brightness, 30, (16, 16, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(images / name / f"{i:02d}.png")
+    root = tmp_path / "root"
+    done = run_script("compare.py", "--dataset", "folder", "--data-dir", images, "--activations",
+                      "selu", "relu", "--max-steps", "4", "--summary-every", "2", "--batch-size", "8",
+                      "--root", root, "--parallel", "--no-tensorboard")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    for activation in ("selu", "relu"):
+        config = read_json(root / activation / "config.json")
+        assert config["data"]["name"] == "shapes" and config["data"]["source"] == "folder"
+        assert config["data"]["class_names"] == ["dark", "light"]
+        assert config["data"]["image_shape"] == [16, 16, 3]
+        steps = [s for s, _ in read_events(root / activation)[HISTOGRAM_TAG.format(layer=layer_tag(1))]]
+        assert steps == [0, 2, 4]
+    assert "did not train on the same data" not in done.stdout
+    report = run_script("report.py", root, "-o", tmp_path / "out")
+    assert report.returncode == 0, report.stderr
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert "<h2>shapes: 2 run(s)</h2>" in page and "<td>selu</td><td>selu</td><td>folder</td>" in page

@@ -11,13 +11,13 @@ import browser
 from avh import figure_rules
 from avh_app import curves, overview
 from avh.events import event_files
-from avh.tags import STAT_TAG, TEST_SUBSET_TAG, TEST_TAG, TRAIN_TAG
-from datasets import synthetic as fixtures
+from avh.tags import TEST_SUBSET_TAG, TEST_TAG, TRAIN_TAG
 from model import LAYERS, layer_tag
-from runs import TINY, read_events, read_json, run_train
+from conftest import COMPARED_STEPS
+from runs import read_events, read_json
 
 ACTIVATIONS = ("selu", "relu", "lrelu")
-STEPS = 6
+STEPS = COMPARED_STEPS
 
 
 # -----------------------------------------------------------------------------
@@ -88,14 +88,9 @@ def test_hparams_take_resolved_settings_and_none_becomes_off():
 # Three tiny train.py runs, one compare root
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    base = tmp_path_factory.mktemp("overview")
-    data = fixtures.write_mnist(base / "data", n_train=96, n_test=40)
-    for activation in ACTIVATIONS:
-        done = run_train("--data-dir", data, "--logdir", base / "root", "--run-name", activation,
-                         "--activation", activation, "--max-steps", STEPS, *TINY)
-        assert done.returncode == 0, done.stderr
-    return base / "root"
+def root(compared_root):
+    """The session's compare.py root (conftest.py): selu, relu, lrelu on tiny MNIST."""
+    return compared_root[0]
 
 
 def summaries(run_dir):

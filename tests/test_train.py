@@ -1,6 +1,7 @@
 """train.py end to end on tiny data in the official formats, read back from the files it wrote;
 and the activations' own numbers (SELU's formula, the self-normalising fixed point)."""
 import math
+import os
 
 import numpy as np
 import pytest
@@ -169,3 +170,28 @@ def test_steps_per_execution_that_misses_a_cadence_is_one_error_line(tmp_path):
         "error: --summary-every 100 is not a multiple of --steps-per-execution 16; choose "
         "cadences that are multiples of it (or a smaller N)"]
     assert not any(tmp_path.iterdir())
+
+
+def test_the_first_command_trains_on_the_bundled_sample_without_network(tmp_path):
+    """The README's first command on a machine without network: one line says so, the run trains
+    on the bundled real sample, and config.json and HParams record where its data came from."""
+    from tensorboard.plugins.hparams import metadata as hparams_metadata
+
+    env = {**os.environ, "KERAS_HOME": str(tmp_path / "keras"),  # nothing cached
+           "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9"}  # unreachable
+    done = run_train("--activation", "selu", "--dataset", "mnist", "--max-steps", 3,
+                     "--summary-every", 0, "--logdir", tmp_path / "logs", "--run-name", "first",
+                     env=env)
+    assert done.returncode == 0, done.stderr
+    notes = [line for line in done.stdout.splitlines() if "bundled" in line]
+    assert len(notes) == 1 and notes[0].startswith("cannot download MNIST (") and notes[0].endswith(
+        "training on the bundled 6,000-image MNIST sample; pass --data-dir for the full set")
+    run_dir = tmp_path / "logs" / "first"
+    data = read_json(run_dir / "config.json")["data"]
+    assert (data["source"], data["train_examples"], data["test_examples"]) == ("sample", 6000, 1000)
+    from avh.events import event_files
+    from tensorboard.backend.event_processing import event_file_loader
+    infos = [hparams_metadata.parse_session_start_info_plugin_data(value.metadata.plugin_data.content)
+             for path in event_files(run_dir) for event in event_file_loader.EventFileLoader(str(path)).Load()
+             for value in event.summary.value if value.tag == hparams_metadata.SESSION_START_INFO_TAG]
+    assert infos[0].hparams["data_source"].string_value == "sample"
