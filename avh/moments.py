@@ -126,8 +126,10 @@ def unit_moments(feed):
     k = tf.reshape(k, [-1, tf.shape(k)[-1]])
     x = tf.cast(feed.inputs, tf.float32)
     units = lambda t: tf.reshape(tf.cast(t, tf.float32), [-1, tf.shape(t)[-1]])
-    _, linear_var = tf.nn.moments(units(feed.linear), axes=[0])
     z_mean, z_var = tf.nn.moments(units(feed.preactivation), axes=[0])
+    # Without a norm between them the linear output is the activation's input: computed once.
+    linear_var = (z_var if feed.linear is feed.preactivation
+                  else tf.nn.moments(units(feed.linear), axes=[0])[1])
     return {"omega": tf.reduce_sum(k, 0), "tau": tf.reduce_sum(tf.square(k), 0),
             "input_mean": tf.reduce_mean(x), "input_var": tf.math.reduce_variance(x),
             "linear_var": linear_var, "z_mean": z_mean, "z_var": z_var}

@@ -246,7 +246,10 @@ class Run:
                 "examples_per_sec": self.clock.examples_per_sec(self.cfg.batch_size),
                 "cpu_seconds_per_step": self.clock.cpu_seconds_per_step(),
                 "seconds_to_first_step": self.clock.first_step_at,
-                "figures_skipped": activations.figures.skipped if activations.figures else 0})
+                "figures_skipped": activations.figures.skipped if activations.figures else 0,
+                "figure_cpu_ms_per_event": (activations.figures.cpu_ms_per_event()
+                                            if activations.figures else None),
+                "summary_ms_per_event": activations.costs.per_event_ms()})
         except Interrupted as stopped:
             step = int(model.optimizer.iterations.numpy())
             activations.close()

@@ -93,7 +93,7 @@ def test_hard_kill_resumes_from_the_last_checkpoint_and_continues_the_curves(mni
     assert 0 < saved < 400  # every 10 steps and at each epoch end (8 steps)
     before = read_events(run_dir)[TRAIN_TAG.format(metric="loss")]
     # Events reach disk before their checkpoint: at least to it, at most to the next one.
-    every = before[0][0]  # avh.curves.train_log_every
+    every = before[0][0]  # avh_app.curves.train_log_every
     assert saved - saved % every <= before[-1][0] <= saved + 10
     # Power lost while the next checkpoint was being written: only the partial file has it.
     (run_dir / ".checkpoint-partial.keras").write_bytes(b"PK\x03\x04 half a zip")
@@ -389,7 +389,7 @@ def test_kills_and_stops_around_checkpoints_never_lose_or_repeat_a_logged_step(t
         steps = steps_of(events, tag)
         assert steps == sorted(set(steps)), (tag, steps)  # no step twice, anywhere
     assert steps_of(events, hist) == steps_of(events, stat) == list(range(0, 31, 5))
-    loss_steps = steps_of(events, loss)  # every avh.curves.train_log_every steps, no gap
+    loss_steps = steps_of(events, loss)  # every avh_app.curves.train_log_every steps, no gap
     assert loss_steps == list(range(loss_steps[0], 31, loss_steps[0]))
     assert steps_of(events, "test/accuracy") == [30]
     assert read_json(copy / "metrics.json")["steps"] == 30

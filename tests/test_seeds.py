@@ -1,4 +1,4 @@
-"""Comparisons over seeds: avh.seeds' grouping and statistics on tiny inputs, and compare.py
+"""Comparisons over seeds: avh_app.seeds' grouping and statistics on tiny inputs, and compare.py
 --seeds 2 followed by report.py, read back from the root, the PNGs and report.html."""
 import math
 import subprocess

@@ -103,7 +103,7 @@ def test_loss_and_accuracy_for_train_and_test(finished_run):
     metrics = read_json(run_dir / "metrics.json")
     epoch_end = read_json(run_dir / "config.json")["steps_per_epoch"]
     assert epoch_end < MAX_STEPS
-    # A run this short logs its training curve at every step (avh.curves: ~50 points a run).
+    # A run this short logs its training curve at every step (avh_app.curves: ~50 points a run).
     assert [s for s, _ in events[TRAIN_TAG.format(metric="loss")]] == list(range(1, MAX_STEPS + 1))
     # The test set is evaluated at each epoch end and at the end of training.
     test_acc = events[TEST_TAG.format(metric="accuracy")]

@@ -90,6 +90,8 @@ def plot_depth_sweep(runs, path):
             ax.set_yscale("log")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_xlabel("layer")
+        std_ax.yaxis.set_major_formatter(ScalarFormatter())  # 0.6, 1, 2: not 6 x 10^-1
+        std_ax.yaxis.set_minor_formatter(ScalarFormatter())
         for ax in (loss_ax, std_ax, grad_ax):
             ax.grid(alpha=0.3)
     axes[0, 0].set_ylabel("training loss (running mean)")
