@@ -126,6 +126,7 @@ class ActivationSummaries(StepCallback):
         self._moments_pending = []
         self._gradient_reason = None  # why there are no gradients, or None
         self._previous_kernels = self._has_previous = None  # for the update-to-weight ratio
+        self._initial_weights = None  # until step 0 is logged, after the first step
 
     # -- Keras hooks ---------------------------------------------------------------------
 
@@ -142,13 +143,17 @@ class ActivationSummaries(StepCallback):
         self._fit_scope = self._current_writer().as_default()
         self._fit_scope.__enter__()
         if self._epoch_start == 0 and self.last_step is None:
-            # The initial state: what the initialisation does alone. Its figures (the first
-            # event builds them: ~1 s of CPU) are drawn once the first step has run, so that
-            # matplotlib does not compete with Keras building the training graph.
-            self.log(0, figures=False)
-            self._step0_figures = self._figure_data
+            # The initial state, what the initialisation does alone, is logged once the first
+            # step has run, with the initial weights put back for it: its first event (the
+            # probe's graph, ~1-2 s for a small CNN) and its figures (~1 s) then do not hold up
+            # Keras building the training graph, and the first step comes as soon as without
+            # summaries. A model Keras has not built yet is built here (see _prepare).
+            if self._probed_model is None:
+                self._prepare(self.model)
+            self._initial_weights = self.model.get_weights()
 
     def on_step_end(self, step):
+        self._log_initial_state()
         self._submit_step0_figures()
         # Under steps_per_execution N that does not divide `every`: the first execution end
         # after each multiple, logged under its own step.
@@ -158,6 +163,7 @@ class ActivationSummaries(StepCallback):
     def on_train_end(self, logs=None):
         if not self.every:
             return
+        self._log_initial_state()  # a fit of no step
         self._submit_step0_figures()
         if self.log_on_train_end:
             self.log(self.read_step(), final=True)
@@ -275,6 +281,20 @@ class ActivationSummaries(StepCallback):
             if self._owns_writer:
                 self.writer.close()  # as Keras' TensorBoard callback does; a new fit makes a new one
                 self.writer = None
+
+    def _log_initial_state(self):
+        """Step 0's summaries, from the weights saved at the start of training (and its figures
+        later, on the drawing thread); the current weights are put back at once."""
+        if self._initial_weights is None:
+            return
+        initial, self._initial_weights = self._initial_weights, None
+        current = self.model.get_weights()
+        self.model.set_weights(initial)
+        try:
+            self.log(0, figures=False)
+        finally:
+            self.model.set_weights(current)
+        self._step0_figures = self._figure_data
 
     def _submit_step0_figures(self):
         if self._step0_figures is not None and self.figures is not None:

@@ -9,7 +9,8 @@ tf, keras = import_tensorflow()
 
 from avh.events import read_events  # noqa: E402
 from avh.steps import overrides_batch_end  # noqa: E402
-from avh.summaries import HISTOGRAM_BUCKETS, ActivationSummaries, histogram_buckets  # noqa: E402
+from avh.signal import HISTOGRAM_BUCKETS, histogram_buckets  # noqa: E402
+from avh.summaries import ActivationSummaries  # noqa: E402
 from avh.tags import (HISTOGRAM_TAG, MOMENT_MAP_TAG, MOMENT_STATS, MOMENT_TAG, PLOT_TAG,  # noqa: E402
                       STAT_TAG, STATS)
 
