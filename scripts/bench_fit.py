@@ -61,11 +61,13 @@ def main():
     p.add_argument("--network", default="cnn")
     p.add_argument("--data-dir", required=True)
     p.add_argument("--steps", type=int, required=True)
+    p.add_argument("--batch-size", type=int, default=Config.batch_size)
     p.add_argument("--logdir", required=True, help="where the kind's logging writes")
     p.add_argument("--out", required=True)
     args = p.parse_args()
 
-    cfg = Config(dataset=args.dataset, data_dir=args.data_dir, max_steps=args.steps)
+    cfg = Config(dataset=args.dataset, data_dir=args.data_dir, max_steps=args.steps,
+                 batch_size=args.batch_size)
     run = Run(cfg, network=network(args.network, cfg))
     run.load_data()
     model = run.build_model()
@@ -91,6 +93,7 @@ def main():
                   steps_per_epoch=steps, shuffle=False, callbacks=callbacks, verbose=0)
         step += steps
     result = {"kind": args.kind, "network": args.network, "steps": step,
+              "batch_size": cfg.batch_size,
               "logged_layers": len(names),
               "examples_per_sec": clock.examples_per_sec(cfg.batch_size),
               "cpu_seconds_per_step": clock.cpu_seconds_per_step(),

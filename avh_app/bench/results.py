@@ -11,8 +11,9 @@ from avh_app.bench.plan import KINDS, SHAPES
 from avh_app.bench.processes import GB
 
 SHAPE_NAMES = {"mnist": "MNIST, the app's CNN", "cifar10": "CIFAR-10, the app's CNN",
-               "resnet50v2": "ResNet50V2, 32x32", "efficientnetb0": "EfficientNetB0, 32x32",
-               "densenet121": "DenseNet121, 32x32"}
+               "resnet50v2": "ResNet50V2, 32x32, batch 32",
+               "efficientnetb0": "EfficientNetB0, 32x32, batch 32",
+               "densenet121": "DenseNet121, 32x32, batch 32"}
 # The comparisons the report states, where both kinds ran: (kind, against).
 PAIRS = (("callback", "handwritten"), ("callback", "keras-tensorboard"), ("app", "plain"))
 
@@ -43,6 +44,7 @@ def summarise(runs):
                 "event_ms": _mean_dicts([r.get("event_ms") for r in results]),
                 "figure_ms": _mean([r.get("figure_ms") for r in results]),
                 "logged_layers": results[0].get("logged_layers"),
+                "batch_size": results[0].get("batch_size", 64),
                 "figures": results[0].get("figures"),
             }
         for kind, against in PAIRS:
@@ -126,7 +128,7 @@ def report(summary, plan, info):
         lines += ["", "one summary event of the callback (mean over the run's events):"]
         for shape, k in events:
             figures = f", figures {k['figure_ms']:.0f} ms of CPU on their thread" if k["figure_ms"] else ""
-            step_ms = 1000 * 64 / k["examples_per_sec"][0]
+            step_ms = 1000 * k["batch_size"] / k["examples_per_sec"][0]
             lines.append(f"- {shape}: {k['logged_layers']} layers; {k['event_ms']['training_thread']:.0f} "
                          f"ms on the training thread ({k['event_ms']['training_thread'] / (100 * step_ms):.1%} "
                          f"of 100 steps), moments {k['event_ms']['moments']:.0f} ms on their thread"
