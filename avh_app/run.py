@@ -164,8 +164,8 @@ class Run:
                 f"images, {self.steps_per_epoch} steps/epoch, {self.total_steps} steps)")
         return line + (f"\nresuming at step {self.start_step}" if self.start_step else "")
 
-    # -- Callbacks, in order: NaN check, activation summaries, progress, test subset, checkpoints,
-    # live flushes, the clock, stop requests. Events reach disk at step boundaries only, whole
+    # -- Callbacks, in order: the clock, NaN check, activation summaries, progress, test subset,
+    # checkpoints, live flushes, stop requests. Events reach disk at step boundaries only, whole
     # (avh_app.eventlog): with each checkpoint and every few seconds between. After a hard kill a
     # resumed run redoes the steps after its checkpoint and logs nothing that is already on disk:
     # no summary at or before the last step in the event files, no test result at or before the
@@ -211,8 +211,9 @@ class Run:
         # The loss is read (a host sync) only where something is logged or saved, and at fit ends.
         nan_guard = loop.NanGuard(self.checkpointer, every=(
             cfg.summary_every, self.progress.every, self.test_subset.every, cfg.checkpoint_every))
-        self.callbacks = [nan_guard, self.activations, self.progress, self.test_subset,
-                          self.checkpointer, self.events.live(), self.clock, self.stop]
+        # The clock first: it notes the end of the first step before anything acts on it.
+        self.callbacks = [self.clock, nan_guard, self.activations, self.progress, self.test_subset,
+                          self.checkpointer, self.events.live(), self.stop]
         return self.callbacks
 
     # -- Train: one fit() per epoch (a resumed run can start mid-epoch); test set at epoch ends.
