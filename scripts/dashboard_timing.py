@@ -30,6 +30,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import zlib
 
 ROUTES = "/data/plugin/activations"
 LAYERS = ("1_conv1", "2_conv2", "3_conv3", "4_fc4", "5_fc5", "6_logits")
@@ -62,83 +63,111 @@ def _histogram(noise, spread, zero_share=0.0, centre=0.0, relu=False):
     return np.stack([edges[:-1], edges[1:], counts], axis=1)
 
 
+class SweepRun:
+    """One synthetic run of the sweep being written, in `<root>/<group>/seed<seed>`: `write(k)`
+    logs summary step k (step k * every) of `steps` planned, `flush()` makes what was written
+    readable, `close()` ends it and writes metrics.json. config.json is written at once.
+    `gradients=False` writes a run as older versions of the app did (no backward signal)."""
+
+    def __init__(self, root, group, run_seed, steps, layers=LAYERS, gradients=True,
+                 every=SUMMARY_EVERY, seed=0, start_time=None):
+        import numpy as np
+        from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+        from avh.tags import CONFIG_FILE
+
+        self.name = f"{group}/seed{run_seed}"
+        self.run_dir = os.path.join(root, group, f"seed{run_seed}")
+        os.makedirs(self.run_dir)
+        self.group, self.steps, self.layers, self.gradients, self.every = group, steps, layers, gradients, every
+        self.start_time = start_time  # None: each event at the time it is written
+        self._rng = np.random.default_rng([seed, run_seed, zlib.crc32(group.encode())])
+        self._scale = 1 + 0.05 * self._rng.standard_normal()  # a seed's own level
+        self._writer = EventFileWriter(self.run_dir, max_queue_size=1000, flush_secs=3600)
+        self._written = set()
+        with open(os.path.join(self.run_dir, CONFIG_FILE), "w", encoding="utf-8") as f:
+            json.dump({"activation": group, "dataset": "synthetic", "seed": run_seed}, f)
+
+    def _value(self, tag, number=None, histogram=None):
+        import numpy as np
+        from tensorboard.compat.proto import summary_pb2
+        from tensorboard.plugins.histogram import metadata as histogram_metadata
+        from tensorboard.plugins.scalar import metadata as scalar_metadata
+        from tensorboard.util import tensor_util
+
+        first = tag not in self._written  # metadata with a tag's first value, as tf.summary does
+        self._written.add(tag)
+        if histogram is not None:
+            meta = histogram_metadata.create_summary_metadata(display_name=None, description=None)
+            return summary_pb2.Summary.Value(tag=tag, tensor=tensor_util.make_tensor_proto(histogram),
+                                             metadata=meta if first else None)
+        meta = scalar_metadata.create_summary_metadata(display_name=None, description=None)
+        return summary_pb2.Summary.Value(tag=tag, tensor=tensor_util.make_tensor_proto(np.float32(number)),
+                                         metadata=meta if first else None)
+
+    def write(self, k):
+        from tensorboard.compat.proto import event_pb2, summary_pb2
+
+        from avh.tags import GRADIENT_STAT_TAG, GRADIENT_TAG, HISTOGRAM_TAG, STAT_TAG, TRAIN_TAG, WEIGHT_TAG
+
+        value = self._value
+        step, progress = k * self.every, k / max(self.steps - 1, 1)
+        values = [value(TRAIN_TAG.format(metric="loss"), number=2.3 * math.exp(-3 * progress) + 0.05)]
+        depth, scale = len(self.layers), self._scale
+        for depth_index, layer in enumerate(self.layers):
+            noise = self._rng.standard_normal(4)
+            if self.group == "selu":
+                std = scale * (1.0 + 0.04 * noise[0] + 0.1 * progress * depth_index / depth)
+                mean, nonpositive = 0.02 * noise[1], 0.46
+                hist = _histogram(noise[3], std, centre=mean)
+                grad_std, grad_zeros = 1e-3 * scale * (1 + 0.05 * noise[2]) * (1 + progress), 0.0
+            else:  # max(0, N(0, s)): std = 0.584 s, mean = 0.399 s
+                std = scale * 1.2 * 0.72 ** depth_index * (1 + 0.04 * noise[0])
+                mean, nonpositive = 0.683 * std, 0.5
+                hist = _histogram(noise[3], std / 0.584, zero_share=0.5, relu=True)
+                grad_std = 2e-3 * scale * 0.55 ** (depth - 1 - depth_index) * (1 + 0.05 * noise[2])
+                grad_zeros = 0.45
+            values.append(value(HISTOGRAM_TAG.format(layer=layer), histogram=hist))
+            for stat, number in (("mean", mean), ("std", std), ("nonpositive_fraction", nonpositive)):
+                values.append(value(STAT_TAG.format(layer=layer, stat=stat), number=number))
+            if not self.gradients:
+                continue
+            values.append(value(GRADIENT_TAG.format(layer=layer),
+                                histogram=_histogram(noise[3], grad_std, zero_share=grad_zeros)))
+            for stat, number in (("std", grad_std), ("rms", grad_std * 1.0001), ("zero_fraction", grad_zeros)):
+                values.append(value(GRADIENT_STAT_TAG.format(layer=layer, stat=stat), number=number))
+            for stat, number in (("gradient_norm", grad_std * 300), ("update_ratio", 1e-3 * (1 - 0.8 * progress))):
+                values.append(value(WEIGHT_TAG.format(layer=layer, stat=stat), number=number))
+        wall_time = time.time() if self.start_time is None else self.start_time + step * 0.05
+        self._writer.add_event(event_pb2.Event(step=step, wall_time=wall_time,
+                                               summary=summary_pb2.Summary(value=values)))
+
+    def flush(self):
+        self._writer.flush()
+
+    def close(self):
+        from avh.tags import METRICS_FILE
+
+        self._writer.close()
+        with open(os.path.join(self.run_dir, METRICS_FILE), "w", encoding="utf-8") as f:
+            json.dump({"steps": (self.steps - 1) * self.every}, f)
+
+
 def write_sweep(root, runs=100, steps=100, groups=GROUPS, layers=LAYERS, gradients=True,
                 every=SUMMARY_EVERY, seed=0):
-    """A root of `runs` runs (`<group>/seed<k>`, the groups taking turns) with `steps` summary steps
-    (0, every, 2 every, ...) each; returns the run names. `gradients=False` writes runs as older
-    versions of the app did (activations and their statistics only)."""
-    import numpy as np
-    from tensorboard.compat.proto import event_pb2, summary_pb2
-    from tensorboard.plugins.histogram import metadata as histogram_metadata
-    from tensorboard.plugins.scalar import metadata as scalar_metadata
-    from tensorboard.summary.writer.event_file_writer import EventFileWriter
-    from tensorboard.util import tensor_util
-
-    from avh.tags import (CONFIG_FILE, GRADIENT_STAT_TAG, GRADIENT_TAG, HISTOGRAM_TAG, METRICS_FILE,
-                          STAT_TAG, TRAIN_TAG, WEIGHT_TAG)
-
-    histogram_meta = histogram_metadata.create_summary_metadata(display_name=None, description=None)
-    scalar_meta = scalar_metadata.create_summary_metadata(display_name=None, description=None)
+    """A root of `runs` finished runs (`<group>/seed<k>`, the groups taking turns) with `steps`
+    summary steps (0, every, 2 every, ...) each; returns the run names."""
     os.makedirs(root, exist_ok=True)
     if os.listdir(root):
         raise SystemExit(f"error: {root} is not empty")
     names, start = [], time.time() - steps * every * 0.05
     for index in range(runs):
-        group, run_seed = groups[index % len(groups)], index // len(groups)
-        name = f"{group}/seed{run_seed}"
-        names.append(name)
-        run_dir = os.path.join(root, group, f"seed{run_seed}")
-        os.makedirs(run_dir)
-        rng = np.random.default_rng([seed, index])
-        writer = EventFileWriter(run_dir, max_queue_size=1000, flush_secs=3600)
-        written = set()
-
-        def value(tag, number=None, histogram=None):
-            first = tag not in written
-            written.add(tag)
-            if histogram is not None:
-                return summary_pb2.Summary.Value(tag=tag, tensor=tensor_util.make_tensor_proto(histogram),
-                                                 metadata=histogram_meta if first else None)
-            return summary_pb2.Summary.Value(
-                tag=tag, tensor=tensor_util.make_tensor_proto(np.float32(number)),
-                metadata=scalar_meta if first else None)
-
-        run_scale = 1 + 0.05 * rng.standard_normal()  # a seed's own level
+        run = SweepRun(root, groups[index % len(groups)], index // len(groups), steps, layers=layers,
+                       gradients=gradients, every=every, seed=seed, start_time=start)
         for k in range(steps):
-            step, progress = k * every, k / max(steps - 1, 1)
-            values = [value(TRAIN_TAG.format(metric="loss"), number=2.3 * math.exp(-3 * progress) + 0.05)]
-            depth = len(layers)
-            for depth_index, layer in enumerate(layers):
-                noise = rng.standard_normal(4)
-                if group == "selu":
-                    std = run_scale * (1.0 + 0.04 * noise[0] + 0.1 * progress * depth_index / depth)
-                    mean, nonpositive = 0.02 * noise[1], 0.46
-                    hist = _histogram(noise[3], std, centre=mean)
-                    grad_std, grad_zeros = 1e-3 * run_scale * (1 + 0.05 * noise[2]) * (1 + progress), 0.0
-                else:  # max(0, N(0, s)): std = 0.584 s, mean = 0.399 s
-                    std = run_scale * 1.2 * 0.72 ** depth_index * (1 + 0.04 * noise[0])
-                    mean, nonpositive = 0.683 * std, 0.5
-                    hist = _histogram(noise[3], std / 0.584, zero_share=0.5, relu=True)
-                    grad_std = 2e-3 * run_scale * 0.55 ** (depth - 1 - depth_index) * (1 + 0.05 * noise[2])
-                    grad_zeros = 0.45
-                values.append(value(HISTOGRAM_TAG.format(layer=layer), histogram=hist))
-                for stat, number in (("mean", mean), ("std", std), ("nonpositive_fraction", nonpositive)):
-                    values.append(value(STAT_TAG.format(layer=layer, stat=stat), number=number))
-                if not gradients:
-                    continue
-                values.append(value(GRADIENT_TAG.format(layer=layer),
-                                    histogram=_histogram(noise[3], grad_std, zero_share=grad_zeros)))
-                for stat, number in (("std", grad_std), ("rms", grad_std * 1.0001), ("zero_fraction", grad_zeros)):
-                    values.append(value(GRADIENT_STAT_TAG.format(layer=layer, stat=stat), number=number))
-                for stat, number in (("gradient_norm", grad_std * 300), ("update_ratio", 1e-3 * (1 - 0.8 * progress))):
-                    values.append(value(WEIGHT_TAG.format(layer=layer, stat=stat), number=number))
-            writer.add_event(event_pb2.Event(step=step, wall_time=start + step * 0.05,
-                                             summary=summary_pb2.Summary(value=values)))
-        writer.close()
-        with open(os.path.join(run_dir, CONFIG_FILE), "w", encoding="utf-8") as f:
-            json.dump({"activation": group, "dataset": "synthetic", "seed": run_seed}, f)
-        with open(os.path.join(run_dir, METRICS_FILE), "w", encoding="utf-8") as f:
-            json.dump({"steps": (steps - 1) * every}, f)
+            run.write(k)
+        run.close()
+        names.append(run.name)
     return names
 
 
@@ -190,7 +219,7 @@ def page_requests(answer, base):
     return runs, layers, gradient_runs, requests, path
 
 
-def time_routes(logdir, repeats, timeout):
+def time_routes(logdir, repeats, timeout, verbose=False):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -217,7 +246,7 @@ def time_routes(logdir, repeats, timeout):
             for name, paths in later:
                 cold[name] = [_timed(base + ROUTES + p) for p in paths]
             requests += later
-            if os.environ.get("AVH_TIMING_VERBOSE"):
+            if verbose:
                 for name, _ in requests:
                     print(name, " ".join(f"{t * 1000:.0f}" for t, _, _ in cold[name] if t is not None))
             for name, paths in requests:
@@ -259,6 +288,7 @@ def main():
     parser.add_argument("--no-timing", action="store_true", help="with --generate: only write the root")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--timeout", type=float, default=180)
+    parser.add_argument("--verbose", action="store_true", help="also print every cold request's ms")
     args = parser.parse_args()
     if bool(args.logdir) == bool(args.generate):
         parser.error("give a LOGDIR to time, or --generate DIR")
@@ -271,7 +301,7 @@ def main():
         logdir = args.generate
         if args.no_timing:
             return
-    time_routes(logdir, args.repeats, args.timeout)
+    time_routes(logdir, args.repeats, args.timeout, args.verbose)
 
 
 if __name__ == "__main__":
