@@ -82,6 +82,22 @@ def _run_chromium(args, timeout):
         _stop_chromium(process, profile)
 
 
+def dump_dom(url, virtual_time_ms=15000, timeout=60):
+    """The page's DOM after its scripts ran (up to `virtual_time_ms` of virtual time), as HTML."""
+    result = _run_chromium([f"--virtual-time-budget={virtual_time_ms}", "--dump-dom", url], timeout)
+    return result.stdout
+
+
+def screenshot(url, path, width=1400, height=1000, virtual_time_ms=15000, timeout=60):
+    """A PNG of the page at `url` written to `path`; returns the path."""
+    path = os.path.abspath(path)
+    _run_chromium([f"--virtual-time-budget={virtual_time_ms}", f"--window-size={width},{height}",
+                   f"--screenshot={path}", url], timeout)
+    if not os.path.exists(path):
+        raise RuntimeError(f"Chromium wrote no screenshot for {url}")
+    return path
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

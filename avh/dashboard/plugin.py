@@ -216,12 +216,16 @@ class ActivationsPlugin(base_plugin.TBPlugin):
         tag = spec["histogram"].format(layer=layer)
         stat_tags = [run_info.stat_tag(layer, stat, kind) for stat in spec["stats"]]
         std_tag = run_info.stat_tag(layer, "std", kind)
-        # The histograms: for the last step only each run's newest (what a live page asks for
-        # at every refresh); the statistics in full (the legend at any step, and the steps of
-        # a run whose histograms were read newest-only).
-        (found, newest_only), (stats, _) = self._cache.read(
-            ctx, eid, Query("tensors", HISTOGRAMS, runs, [tag], last_only=step is None),
-            Query("scalars", SCALARS, runs, stat_tags))
+        # For the last step (what a live page asks at every refresh) only each series' newest
+        # datum, but the std in full: a run whose histograms were read newest-only takes its
+        # steps (for the slider) from it.
+        last = step is None
+        (found, newest_only), (stats, _), (std_stats, _) = self._cache.read(
+            ctx, eid, Query("tensors", HISTOGRAMS, runs, [tag], last_only=last),
+            Query("scalars", SCALARS, runs, [t for t in stat_tags if t != std_tag], last_only=last),
+            Query("scalars", SCALARS, runs, [std_tag]))
+        for run, by_tag in std_stats.items():
+            stats.setdefault(run, {}).update(by_tag)
         unstepped = sorted(run for run, _ in newest_only if std_tag not in stats.get(run, {}))
         if unstepped:  # another writer's run, no statistics to take its steps from: read it all
             (more, _), = self._cache.read(ctx, eid, Query("tensors", HISTOGRAMS, unstepped, [tag]))

@@ -218,10 +218,21 @@ class Dashboard {
     await this.refreshAll();
     if (this.interval > 0) {
       const seconds = Math.max(this.interval, MIN_REFRESH_SECONDS);
-      this.timer = setInterval(() => { if (!document.hidden) this.refreshAll(); }, seconds * 1000);
+      this.timer = setInterval(() => { if (this.onScreen()) this.refreshAll(); }, seconds * 1000);
     }
-    // Back on the page: catch up at once rather than at the next tick.
-    document.addEventListener('visibilitychange', () => { if (!document.hidden) this.refreshAll(); });
+    // Back on the page: catch up at once rather than at the next tick. (In TensorBoard the
+    // page sits in an iframe that is hidden, size 0, while another dashboard is shown.)
+    document.addEventListener('visibilitychange', () => { if (this.onScreen()) this.refreshAll(); });
+    let wasShown = this.onScreen();
+    window.addEventListener('resize', () => {
+      const shown = this.onScreen();
+      if (shown && !wasShown) this.refreshAll();
+      wasShown = shown;
+    });
+  }
+
+  onScreen() {
+    return !document.hidden && window.innerWidth > 0 && window.innerHeight > 0;
   }
 
   /** One refresh: the runs, and the charts when any run changed (or a chart is owed). Skipped
