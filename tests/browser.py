@@ -241,7 +241,9 @@ class Page:
         """The JSON value of a JavaScript expression in the page (promises awaited)."""
         answer = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
         if "exceptionDetails" in answer:
-            raise RuntimeError(f"{expression[:80]}: {answer['exceptionDetails'].get('exception', {}).get('description') or answer['exceptionDetails']}")
+            details = answer["exceptionDetails"]
+            raise RuntimeError(f"{expression[:80]}: {details.get('exception', {}).get('description') or details}")
+        # A DOM node comes back as {} (falsy here): ask for `!!node` to test that one exists.
         return answer["result"].get("value")
 
     def wait_for(self, condition, timeout=30, interval=0.25, what=None):
@@ -269,8 +271,17 @@ class Page:
         return tuple(box)
 
     def mouse(self, kind, x, y, buttons=0):
-        self.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left" if kind != "mouseMoved" or buttons else "none",
-                  buttons=buttons, clickCount=1)
+        """One mouse event at (x, y) CSS pixels: mouseMoved, mousePressed or mouseReleased (the
+        left button; `buttons=1` while it is held)."""
+        button = "left" if kind != "mouseMoved" or buttons else "none"
+        self.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button=button, buttons=buttons, clickCount=1)
+
+    def click(self, point):
+        """A left click at `point` (x, y), e.g. `page.click(page.centre("#reload"))`."""
+        x, y = point
+        self.mouse("mouseMoved", x, y)
+        self.mouse("mousePressed", x, y, buttons=1)
+        self.mouse("mouseReleased", x, y)
 
     def drag(self, start, end, steps=8):
         """Press the left button at `start` (x, y), move to `end` in `steps`, release."""

@@ -5,7 +5,6 @@ in a real browser, following a run that grows while it is open."""
 import importlib.util
 import json
 import subprocess
-import time
 import tomllib
 import urllib.request
 from importlib import import_module
@@ -390,8 +389,13 @@ def test_depth_gives_each_layers_written_forward_and_backward_std(sweep, sweep_e
 
 def test_runs_lists_gradient_layers_and_the_newest_wall_time(sweep, sweep_events):
     plugin, _ = _plugin(sweep)
-    by_run = {r["run"]: r for r in plugin.runs_impl(_ctx(), "")["runs"]}
+    answer = plugin.runs_impl(_ctx(), "")
+    assert plugin.runs_impl(_ctx(), "") == answer  # statistics listed with the last answer's layers
+    plugin._layers_seen = frozenset(["1_conv1", "gone"])  # as if layers had come and gone since
+    assert plugin.runs_impl(_ctx(), "") == answer
+    by_run = {r["run"]: r for r in answer["runs"]}
     assert set(by_run) == {*SWEEP_RUNS, "old/lrelu/seed0", "foreign"}
+    assert by_run[SWEEP_RUNS[0]]["stat_layers"] == LAYERS and by_run["foreign"]["stat_layers"] == []
     for run in SWEEP_RUNS:
         assert by_run[run]["gradient_layers"] == LAYERS and by_run[run]["layers"] == LAYERS
         assert by_run[run]["group"] == run.rsplit("/", 1)[0] and by_run[run]["last_step"] == 40
@@ -522,7 +526,8 @@ def test_page_follows_a_growing_run_by_itself_and_keeps_the_users_choices(tmp_pa
         page.evaluate("(() => { const s = document.querySelector('#step'); s.value = '1';"
                       " s.dispatchEvent(new Event('input')); })()")
         _wait_text(page, "#distribution .chart-title", "2_conv2: activations at step 10")
-        page.evaluate("document.querySelector('#group-seeds').click()")
+        page.click(page.centre("#group-seeds"))
+        page.wait_for("document.querySelector('#group-seeds').checked", what="group seeds ticked")
         box = page.evaluate("(() => { const r = document.querySelector('#distribution').getBoundingClientRect();"
                             " return [r.x, r.y, r.width, r.height]; })()")
         x, y, w, h = box

@@ -78,6 +78,7 @@ class ActivationsPlugin(base_plugin.TBPlugin):
         self._flags = getattr(context, "flags", None)
         self._configs = run_info.ConfigCache(context.logdir)
         self._cache = SeriesCache(self._data)
+        self._layers_seen = frozenset()  # the layers /runs found last time
 
     def get_plugin_apps(self):
         return {
@@ -155,9 +156,21 @@ class ActivationsPlugin(base_plugin.TBPlugin):
         """All runs, with their layers (activation and gradient histograms), last step and the
         wall time of their newest histogram, activation and seed group; runs without activation
         tags are listed with no layers (the page says "no activation data")."""
-        listed_runs, histograms = self._cache.at_once([
+        def list_stats(layers):
+            # The runs' statistics listed by name (not every scalar of every run): the layers
+            # whose mean and std the trajectories can draw.
+            return (self._data.list_scalars, dict(
+                ctx=ctx, experiment_id=eid, plugin_name=SCALARS, run_tag_filter=provider.RunTagFilter(
+                    runs=None, tags=[run_info.stat_tag(layer, "std") for layer in sorted(layers)])))
+
+        # The layers of the last answer stand in for this one's, so that the statistics are
+        # listed at the same time as the runs and histograms; new layers are listed after.
+        guessed = self._layers_seen
+        listed_runs, histograms, *scalars = self._cache.at_once([
             (self._data.list_runs, dict(ctx=ctx, experiment_id=eid)),
-            (self._data.list_tensors, dict(ctx=ctx, experiment_id=eid, plugin_name=HISTOGRAMS))])
+            (self._data.list_tensors, dict(ctx=ctx, experiment_id=eid, plugin_name=HISTOGRAMS)),
+            *([list_stats(guessed)] if guessed else [])])
+        scalars = scalars[0] if scalars else {}
         names = {run.run_name for run in listed_runs} | set(histograms)
         found = {}  # run -> (layers, gradient layers, last step, last wall time)
         all_layers = set()
@@ -176,12 +189,11 @@ class ActivationsPlugin(base_plugin.TBPlugin):
                 last_wall_time = _max(last_wall_time, series.max_wall_time)
             all_layers |= layers
             found[name] = (layers, gradient_layers, last_step, last_wall_time)
-        # The runs' statistics, listed by name (not every scalar of every run): the layers whose
-        # mean and std the trajectories can draw.
-        stat_tags = [run_info.stat_tag(layer, "std") for layer in sorted(all_layers)]
-        scalars = self._data.list_scalars(
-            ctx, experiment_id=eid, plugin_name=SCALARS,
-            run_tag_filter=provider.RunTagFilter(runs=None, tags=stat_tags)) if stat_tags else {}
+        if all_layers - guessed:
+            function, kwargs = list_stats(all_layers - guessed)
+            for run, by_tag in function(**kwargs).items():
+                scalars.setdefault(run, {}).update(by_tag)
+        self._layers_seen = frozenset(all_layers)
         result = []
         for name in sorted(names):
             layers, gradient_layers, last_step, last_wall_time = found[name]

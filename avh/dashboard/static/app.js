@@ -13,6 +13,7 @@ const BAND_POINTS = 240;
 const MIN_REFRESH_SECONDS = 1;   // however small --reload_interval is
 const MIN_DRAG_PIXELS = 4;       // a shorter drag is a click, not a zoom
 const MISSING_NAMED = 4;         // runs named per reason in the status line
+const DEPTH_KEYS = 24;           // runs or groups named under the depth view
 const KIND_NOUN = {activations: 'activations', gradients: 'gradients'};
 
 function element(tag, attrs = {}, parent = null, content = null) {
@@ -153,7 +154,7 @@ class Dashboard {
     const distRow = element('div', {class: 'dist-row'}, distCard);
     this.distSvg = distRow.appendChild(document.createElementNS('http://www.w3.org/2000/svg', 'svg'));
     this.distSvg.id = 'distribution';
-    this.legend = element('table', {class: 'legend', id: 'legend'}, distRow);
+    this.legend = element('table', {class: 'legend', id: 'legend'}, element('div', {class: 'legend-box'}, distRow));
     this.attachZoom();
 
     const depthCard = element('section', {class: 'card', id: 'depth-card'}, main);
@@ -632,13 +633,14 @@ class Dashboard {
     drawDepth(this.backwardSvg, backward, {title: 'Backward: std of the loss gradient there', layers: data.layers,
       dashed: true, arrow: '\u2190 gradient flows', empty: data.error || 'no selected run logs gradient_stats/<layer>/std'});
     const withoutGradients = data.runs.filter((r) => !r.backward).map((r) => r.run);
-    const items = groups.map((g) => {
+    const items = groups.slice(0, DEPTH_KEYS).map((g) => {
       const item = element('span', {class: 'depth-key', 'data-run': g.key});
       element('span', {class: 'line', style: `background:${g.colour}`}, item);
       item.append(g.label);
       return item;
     });
     const notes = [];
+    if (groups.length > DEPTH_KEYS) notes.push(`+ ${groups.length - DEPTH_KEYS} more, coloured as in the run list`);
     if (withoutGradients.length) {
       notes.push(withoutGradients.length === data.runs.length ? 'no run logs gradients: forward only'
         : `forward only (no gradient statistics): ${withoutGradients.slice(0, MISSING_NAMED).join(', ')}${withoutGradients.length > MISSING_NAMED ? ', \u2026' : ''}`);

@@ -7,6 +7,7 @@ const FIXED_POINT = {mean: 0, std: 1};  // SELU's stable fixed point
 const REFERENCE_RANGE = [-4, 4];        // N(0, 1) is always in view for activations
 const CENTRAL_MASS = 0.99;
 const SPIKE_RATIO = 3;  // a bucket 3x taller than a run's next tallest is a spike, not a shape
+const MAX_SPIKE_LABELS = 4;
 const MIN_DECADES = 2;  // a depth panel spans at least 100x, so a level line looks level
 const SUPERSCRIPT = {'-': '\u207b', 0: '\u2070', 1: '\u00b9', 2: '\u00b2', 3: '\u00b3', 4: '\u2074',
   5: '\u2075', 6: '\u2076', 7: '\u2077', 8: '\u2078', 9: '\u2079'};
@@ -240,14 +241,19 @@ export function drawDistribution(svg, series, {title, kind = 'activations', zoom
       }
     }
   }
-  spikes.forEach((spike, i) => {
-    const row = box.top + 12 + (i % 4) * 13;
+  // The tallest spikes labelled, one row each; more would only overlap (a hundred ReLU runs).
+  spikes.sort((a, b) => b.value - a.value);
+  spikes.slice(0, MAX_SPIKE_LABELS).forEach((spike, i) => {
+    const row = box.top + 12 + i * 13;
     svgElement('path', {d: `M${spike.x - 5},${row + 1}L${spike.x + 5},${row + 1}L${spike.x},${row - 7}Z`, fill: spike.colour}, svg);
     text(svg, spike.x + 8, row + 1, spike.value.toPrecision(3), {class: 'spike-label', fill: spike.colour});
   });
   const notes = [activations ? 'dashed: N(0, 1)' : 'range: \u00b1 the gradients\u2019 central 99%'];
   if (zoom) notes.push('zoomed');
-  if (spikes.length) notes.push('\u25b2 spike clipped, its peak density written beside it');
+  if (spikes.length) {
+    notes.push('\u25b2 spike clipped, its peak density written beside it' +
+      (spikes.length > MAX_SPIKE_LABELS ? ` (the ${MAX_SPIKE_LABELS} tallest of ${spikes.length})` : ''));
+  }
   text(svg, box.left + box.width, 40, notes.join('   \u00b7   '), {class: 'chart-note', 'text-anchor': 'end'});
   const invert = (px) => xRange[0] + (px - box.left) / box.width * (xRange[1] - xRange[0]);
   return {clipped: spikes.length > 0, xRange, yTop, box, x, invert};
