@@ -1,10 +1,14 @@
-"""Tests of the Activations dashboard plugin: its routes over runs made by train.py, checked
-against the event files, its answers to bad input, and the page drawn in a real browser."""
+"""Tests of the Activations dashboard plugin: its routes over runs made by train.py and over
+event files written here with TensorBoard's protos, checked against the event files; the
+histograms' wire format; the cache across growing files; its answers to bad input; and the page
+in a real browser, following a run that grows while it is open."""
+import importlib.util
 import json
 import subprocess
 import tomllib
 import urllib.request
 from importlib import import_module
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -17,6 +21,7 @@ from runs import TINY, read_events, train_cmd
 
 from avh.dashboard import runs as run_info
 from avh.dashboard.plugin import ActivationsPlugin
+from avh.dashboard.series import decode_histogram, encode_histogram
 
 ACTIVATIONS = ("selu", "relu", "lrelu")
 LAYERS = ["1_conv1", "2_conv2", "3_conv3", "4_fc4", "5_fc5", "6_logits"]
@@ -65,18 +70,25 @@ def root(tmp_path_factory):
     return logdir
 
 
-@pytest.fixture(scope="module")
-def client(root):
-    """The plugin's routes in-process, over TensorBoard's own data provider for `root`."""
-    from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
+def _plugin(root, data_provider=None, flags=None):
+    """(plugin, multiplexer): the plugin over TensorBoard's own data provider for `root`, as
+    `tensorboard --load_fast=false` serves it; `data_provider` wraps the provider (a spy)."""
+    from tensorboard.backend.event_processing import data_provider as tb_data_provider
+    from tensorboard.backend.event_processing import plugin_event_multiplexer
     from tensorboard.plugins import base_plugin
 
     multiplexer = plugin_event_multiplexer.EventMultiplexer()
     multiplexer.AddRunsFromDirectory(str(root))
     multiplexer.Reload()
-    context = base_plugin.TBContext(
-        data_provider=data_provider.MultiplexerDataProvider(multiplexer, str(root)), logdir=str(root))
-    apps = ActivationsPlugin(context).get_plugin_apps()
+    provider = tb_data_provider.MultiplexerDataProvider(multiplexer, str(root))
+    context = base_plugin.TBContext(data_provider=data_provider(provider) if data_provider else provider,
+                                    logdir=str(root), flags=flags)
+    return ActivationsPlugin(context), multiplexer
+
+
+def _client(plugin):
+    """The plugin's routes in-process, as TensorBoard mounts them."""
+    apps = plugin.get_plugin_apps()
 
     def app(environ, start_response):
         route = environ["PATH_INFO"][len(PREFIX):]
@@ -87,6 +99,12 @@ def client(root):
         return handler(environ, start_response)
 
     return Client(app)
+
+
+@pytest.fixture(scope="module")
+def client(root):
+    """The plugin's routes in-process, over TensorBoard's own data provider for `root`."""
+    return _client(_plugin(root)[0])
 
 
 def get_json(client, route, expect=200, **params):
@@ -126,7 +144,7 @@ def test_distribution_equals_the_histograms_and_stats_in_the_event_files(client,
         step, histogram = logged["activations/3_conv3"][-1]
         assert answer["steps"] == sorted(s for s, _ in logged["activations/3_conv3"])
         assert run["step"] == step == 6
-        assert np.array_equal(np.array(run["buckets"]), histogram)
+        assert np.array_equal(decode_histogram(run["histogram"]), histogram)
         for stat in ("mean", "std", "nonpositive_fraction"):
             expected = dict(logged[f"activation_stats/3_conv3/{stat}"])[step]
             assert run[stat] == pytest.approx(float(expected), rel=1e-6)
@@ -138,7 +156,7 @@ def test_distribution_between_summary_steps_shows_each_runs_last_step_before(cli
     answer = get_json(client, "/distribution", layer="1_conv1", step="3", run="selu")
     (run,) = answer["runs"]
     assert run["step"] == 2
-    assert np.array_equal(np.array(run["buckets"]), dict(events["selu"]["activations/1_conv1"])[2])
+    assert np.array_equal(decode_histogram(run["histogram"]), dict(events["selu"]["activations/1_conv1"])[2])
 
 
 @pytest.mark.slow  # needs the three train.py runs (~35 s)
@@ -226,3 +244,374 @@ def test_tensorboard_serves_the_dashboard_and_a_browser_draws_every_runs_curve(r
     for run in ACTIVATIONS:
         assert trajectories.count(f'class="trajectory" data-run="{run}"') == len(LAYERS)
     assert "no activation data" in dom
+
+
+# -----------------------------------------------------------------------------
+# Runs written here with TensorBoard's protos (fast: no train.py), through the `_impl`s
+
+def load_script(name):
+    """scripts/NAME.py as a module (scripts/ is not a package: the scripts run as files)."""
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+timing = load_script("dashboard_timing")
+SWEEP_STEPS = 5  # steps 0, 10, ..., 40
+UNEVEN = np.array([[-1.0, 0.0, 3.0], [0.0, 0.5, 5.0], [0.5, 2.0, 1.0]])  # another writer's edges
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """Two seeds each of selu and relu with the backward signal (`sweep/<activation>/seed<k>`),
+    a run of an older version without it (`old/lrelu/seed0`), and another writer's run with a
+    histogram of uneven edges and no statistics (`foreign`)."""
+    root = tmp_path_factory.mktemp("sweep")
+    timing.write_sweep(root / "sweep", runs=4, steps=SWEEP_STEPS)
+    timing.write_sweep(root / "old", runs=1, steps=SWEEP_STEPS, groups=("lrelu",), gradients=False)
+    (root / "foreign").mkdir()
+    _write_foreign_run(root / "foreign", histogram=UNEVEN)
+    return root
+
+
+SWEEP_RUNS = ["sweep/relu/seed0", "sweep/relu/seed1", "sweep/selu/seed0", "sweep/selu/seed1"]
+
+
+@pytest.fixture(scope="module")
+def sweep_events(sweep):
+    return {run: read_events(sweep / run) for run in [*SWEEP_RUNS, "old/lrelu/seed0"]}
+
+
+def _ctx():
+    from tensorboard import context
+    return context.RequestContext()
+
+
+def test_gradient_histograms_are_served_as_written(sweep, sweep_events):
+    plugin, _ = _plugin(sweep)
+    for step in (None, 20, 25):
+        answer = plugin.distribution_impl(_ctx(), "", "3_conv3", step=step, runs=[*SWEEP_RUNS, "old/lrelu/seed0"],
+                                          kind="gradients")
+        assert answer["kind"] == "gradients" and answer["steps"] == [0, 10, 20, 30, 40]
+        assert [r["run"] for r in answer["runs"]] == SWEEP_RUNS
+        assert answer["missing"] == [{"run": "old/lrelu/seed0", "reason": "no gradient data for this layer"}]
+        for run in answer["runs"]:
+            logged = sweep_events[run["run"]]
+            expected_step = 40 if step is None else 20
+            assert run["step"] == expected_step
+            assert np.array_equal(decode_histogram(run["histogram"]),
+                                  dict(logged["gradients/3_conv3"])[expected_step])
+            for stat in ("std", "rms", "zero_fraction"):
+                written = dict(logged[f"gradient_stats/3_conv3/{stat}"])[expected_step]
+                assert np.float32(run[stat]) == written, stat
+            assert run["stats_from"] == "logged"
+
+
+def test_activation_histograms_of_avh_go_compact_and_decode_to_what_was_written(sweep, sweep_events):
+    plugin, _ = _plugin(sweep)
+    answer = plugin.distribution_impl(_ctx(), "", "1_conv1", step=10, runs=SWEEP_RUNS)
+    for run in answer["runs"]:
+        assert set(run["histogram"]) == {"low", "high", "counts"}
+        assert all(isinstance(c, int) for c in run["histogram"]["counts"])
+        assert np.array_equal(decode_histogram(run["histogram"]),
+                              dict(sweep_events[run["run"]]["activations/1_conv1"])[10])
+        assert np.float32(run["mean"]) == dict(sweep_events[run["run"]]["activation_stats/1_conv1/mean"])[10]
+    foreign = plugin.distribution_impl(_ctx(), "", "odd", runs=["foreign"])
+    (run,) = foreign["runs"]
+    assert run["histogram"] == {"buckets": UNEVEN.tolist()} and run["step"] == 2
+    assert foreign["steps"] == [1, 2]  # no statistics to take steps from: read in full
+    assert run["stats_from"] == "histogram"
+
+
+def _tf_edges(low, high, k):
+    """The edges avh.summaries.histogram_buckets makes: tf.linspace(low, high, k + 1) in float64
+    from float32 extremes, which computes low + i * ((high - low) / k) and ends at high."""
+    low, high = float(np.float32(low)), float(np.float32(high))
+    edges = low + np.arange(k + 1) * ((high - low) / k)
+    edges[-1] = high
+    return edges
+
+
+@pytest.mark.parametrize("edges, counts", [
+    (np.linspace(-3.7, 5.2, 81), np.arange(80.0)),                    # np.linspace, 80 buckets
+    (_tf_edges(-0.123456789, 7.654321, 80), np.ones(80) * 7),        # tf.linspace from float32
+    (np.array([2.5, 3.5]), np.array([128.0])),                        # a constant layer: [v, v + 1)
+    (np.linspace(-1e-5, 1e-5, 31), np.r_[np.zeros(15), 99, np.zeros(14)]),  # tiny gradients
+    (np.linspace(0, 1, 11), np.linspace(0.5, 3.5, 10)),              # counts that are not whole
+])
+def test_compact_encoding_decodes_to_the_same_buckets_bit_for_bit(edges, counts):
+    histogram = np.stack([edges[:-1], edges[1:], counts], axis=1)
+    encoded = encode_histogram(histogram)
+    assert set(encoded) == {"low", "high", "counts"}
+    assert json.loads(json.dumps(encoded)) == encoded
+    assert np.array_equal(decode_histogram(json.loads(json.dumps(encoded))), histogram)
+
+
+@pytest.mark.parametrize("histogram", [
+    UNEVEN,                                                                          # uneven edges
+    np.stack([np.linspace(0, 1, 6)[:-1] + [0, 0, 1e-9, 0, 0], np.linspace(0, 1, 6)[1:], np.ones(5)], axis=1),
+    np.array([[0.0, 1.0, np.nan], [1.0, 2.0, 3.0]]),                                 # a NaN count: null
+    np.array([[1.0, 1.0, 4.0]]),                                                     # zero width
+])
+def test_other_histograms_keep_the_k_by_3_form(histogram):
+    encoded = encode_histogram(histogram)
+    if "buckets" not in encoded:  # a NaN count on even edges: compact, the count null
+        assert encoded["counts"][0] is None
+    else:
+        assert len(encoded["buckets"]) == len(histogram)
+    assert np.array_equal(decode_histogram(json.loads(json.dumps(encoded))), histogram, equal_nan=True)
+    assert encode_histogram(np.arange(5.0)) is None and encode_histogram(np.zeros((0, 3))) is None
+
+
+def test_depth_gives_each_layers_written_forward_and_backward_std(sweep, sweep_events):
+    plugin, _ = _plugin(sweep)
+    for step, expected_step in ((None, 40), (25, 20), (0, 0)):
+        answer = plugin.depth_impl(_ctx(), "", step=step, runs=[*SWEEP_RUNS, "old/lrelu/seed0", "foreign"])
+        assert answer["layers"] == LAYERS and answer["step"] == ("last" if step is None else step)
+        assert answer["missing"] == [{"run": "foreign", "reason": "no std statistics of its layers"}]
+        by_run = {r["run"]: r for r in answer["runs"]}
+        assert list(by_run) == [*SWEEP_RUNS, "old/lrelu/seed0"]
+        for run, entry in by_run.items():
+            logged = sweep_events[run]
+            assert entry["step"] == expected_step
+            forward = [dict(logged[f"activation_stats/{layer}/std"])[expected_step] for layer in LAYERS]
+            assert np.array_equal(np.float32(entry["forward"]), forward)
+            if run.startswith("old/"):
+                assert entry["backward"] is None  # no gradient tags: the forward line only
+            else:
+                backward = [dict(logged[f"gradient_stats/{layer}/std"])[expected_step] for layer in LAYERS]
+                assert np.array_equal(np.float32(entry["backward"]), backward)
+    some = plugin.depth_impl(_ctx(), "", runs=["sweep/selu/seed0"], layers=["4_fc4", "1_conv1", "no_such"])
+    assert some["layers"] == ["1_conv1", "4_fc4"]  # layer order, whatever the order asked in
+    assert plugin.depth_impl(_ctx(), "", step=5, runs=["sweep/selu/seed0"])["runs"][0]["step"] == 0
+
+
+def test_runs_lists_gradient_layers_and_the_newest_wall_time(sweep, sweep_events):
+    plugin, _ = _plugin(sweep)
+    answer = plugin.runs_impl(_ctx(), "")
+    assert plugin.runs_impl(_ctx(), "") == answer  # statistics listed with the last answer's layers
+    plugin._layers_seen = frozenset(["1_conv1", "gone"])  # as if layers had come and gone since
+    assert plugin.runs_impl(_ctx(), "") == answer
+    by_run = {r["run"]: r for r in answer["runs"]}
+    assert set(by_run) == {*SWEEP_RUNS, "old/lrelu/seed0", "foreign"}
+    assert by_run[SWEEP_RUNS[0]]["stat_layers"] == LAYERS and by_run["foreign"]["stat_layers"] == []
+    for run in SWEEP_RUNS:
+        assert by_run[run]["gradient_layers"] == LAYERS and by_run[run]["layers"] == LAYERS
+        assert by_run[run]["group"] == run.rsplit("/", 1)[0] and by_run[run]["last_step"] == 40
+    assert by_run["old/lrelu/seed0"]["gradient_layers"] == [] and by_run["old/lrelu/seed0"]["colour"] == "#2ca02c"
+    newest = {r["run"]: r["last_wall_time"] for r in by_run.values()}
+    from avh.events import event_files
+    from tensorboard.backend.event_processing import event_file_loader
+    walls = [e.wall_time for e in event_file_loader.EventFileLoader(str(event_files(sweep / SWEEP_RUNS[0])[0])).Load()
+             if e.summary.value]
+    assert newest[SWEEP_RUNS[0]] == pytest.approx(max(walls))
+
+
+class SpyProvider:
+    """A data provider that passes everything through and records each read's runs and tags."""
+
+    def __init__(self, inner):
+        self._inner, self.reads = inner, []
+
+    def __getattr__(self, name):
+        attribute = getattr(self._inner, name)
+        if not name.startswith("read_"):
+            return attribute
+
+        def read(*args, **kwargs):
+            rtf = kwargs.get("run_tag_filter")
+            self.reads.append((name, tuple(rtf.runs or ()), tuple(rtf.tags or ()), kwargs.get("downsample")))
+            return attribute(*args, **kwargs)
+        return read
+
+
+def test_cache_reads_only_grown_runs_again_and_serves_their_new_steps(tmp_path):
+    root = tmp_path / "live"
+    still = timing.SweepRun(root, "relu", 0, steps=10, start_time=1000.0)
+    growing = timing.SweepRun(root, "selu", 0, steps=10, start_time=1000.0)
+    for k in range(3):
+        still.write(k)
+        growing.write(k)
+    still.close()
+    growing.flush()
+    spies = []
+    plugin, multiplexer = _plugin(root, data_provider=lambda p: spies.append(SpyProvider(p)) or spies[-1])
+    spy, runs = spies[0], ["relu/seed0", "selu/seed0"]
+
+    def ask():
+        return (plugin.distribution_impl(_ctx(), "", "2_conv2", runs=runs),
+                plugin.distribution_impl(_ctx(), "", "2_conv2", step=10, runs=runs),
+                plugin.trajectory_impl(_ctx(), "", "2_conv2", runs=runs),
+                plugin.depth_impl(_ctx(), "", runs=runs))
+
+    first = ask()
+    reads = len(spy.reads)
+    assert reads > 0 and ask() == first and len(spy.reads) == reads  # unchanged: listed, not read
+
+    growing.write(3)
+    growing.write(4)
+    growing.flush()
+    multiplexer.Reload()
+    last, middle, trajectory, depth = ask()
+    new_reads = spy.reads[reads:]
+    assert new_reads and all(runs_read == ("selu/seed0",) for _, runs_read, _, _ in new_reads)
+    logged = read_events(root / "selu" / "seed0")
+    (selu,) = [r for r in last["runs"] if r["run"] == "selu/seed0"]
+    assert selu["step"] == 40 and last["steps"] == [0, 10, 20, 30, 40]
+    assert np.array_equal(decode_histogram(selu["histogram"]), dict(logged["activations/2_conv2"])[40])
+    assert middle == first[1] | {"steps": [0, 10, 20, 30, 40]}  # step 10 itself is as it was
+    (points,) = [r["points"] for r in trajectory["runs"] if r["run"] == "selu/seed0"]
+    assert [p[0] for p in points] == [0, 10, 20, 30, 40]
+    assert {r["run"]: r["step"] for r in depth["runs"]} == {"relu/seed0": 20, "selu/seed0": 40}
+    assert np.float32(depth["runs"][1]["backward"][1]) == dict(logged["gradient_stats/2_conv2/std"])[40]
+    growing.close()
+
+
+def test_settings_give_tensorboards_reload_interval(sweep):
+    assert _plugin(sweep, flags=SimpleNamespace(reload_interval=2.5))[0].settings_impl() == \
+        {"reload_interval": 2.5, "reload_interval_from": "flags"}
+    assert _plugin(sweep, flags=SimpleNamespace(reload_interval=0))[0].settings_impl()["reload_interval"] == 0
+    assert _plugin(sweep)[0].settings_impl() == {"reload_interval": 5.0, "reload_interval_from": "default"}
+
+
+@pytest.mark.parametrize("route, params", [
+    ("/distribution", {"layer": "3_conv3", "kind": "weights"}),
+    ("/distribution", {"layer": "3_conv3", "kind": ""}),
+    ("/depth", {"step": "-1"}), ("/depth", {"step": "abc"}), ("/depth", {"step": "2.5"}),
+    ("/depth", {"layer": ""}), ("/depth", {"layer": "a\nb"}), ("/depth", {"run": ""}),
+    ("/trajectory", {"layer": "3_conv3", "run": "x" * 2000}),
+])
+def test_bad_parameters_of_the_new_routes_answer_400_with_a_json_error(sweep, route, params):
+    client = _client(_plugin(sweep)[0])
+    assert isinstance(get_json(client, route, expect=400, **params)["error"], str)
+
+
+def test_routes_answer_json_over_http(sweep):
+    client = _client(_plugin(sweep)[0])
+    assert get_json(client, "/settings")["reload_interval"] == 5.0
+    depth = get_json(client, "/depth", step="10", run=["sweep/selu/seed0", "no-such-run"])
+    assert [r["run"] for r in depth["runs"]] == ["sweep/selu/seed0"] and depth["missing"][0]["run"] == "no-such-run"
+    gradients = get_json(client, "/distribution", layer="6_logits", kind="gradients", run="sweep/relu/seed1")
+    assert gradients["runs"][0]["step"] == 40
+
+
+# -----------------------------------------------------------------------------
+# The page in a real browser, on runs written here
+
+def _wait_text(page, selector, needle, timeout=30):
+    return page.wait_for(f"(document.querySelector({selector!r}) || {{}}).textContent?.includes({needle!r})",
+                         timeout=timeout, what=f"{needle!r} in {selector}")
+
+
+@pytest.mark.slow  # TensorBoard and Chromium (~30 s)
+def test_page_follows_a_growing_run_by_itself_and_keeps_the_users_choices(tmp_path):
+    root = tmp_path / "live"
+    growing = timing.SweepRun(root, "selu", 0, steps=10)
+    for k in range(3):                         # steps 0, 10, 20
+        growing.write(k)
+    growing.flush()
+    for seed in (0, 1):
+        done = timing.SweepRun(root, "relu", seed, steps=3)
+        for k in range(3):
+            done.write(k)
+        done.close()
+    browser.require_chromium()
+    with browser.tensorboard(root) as base, browser.Page(base + PREFIX + "/index.html", height=1400) as page:
+        _wait_text(page, "#updated", "last step 20")
+        # The user's choices: untick a run, pick a layer and a step, group seeds, zoom in.
+        page.evaluate("document.querySelector('#run-list li[data-run=\"relu/seed1\"] input').click()")
+        page.evaluate("(() => { const s = document.querySelector('#layer'); s.value = '2_conv2';"
+                      " s.dispatchEvent(new Event('change')); })()")
+        page.evaluate("(() => { const s = document.querySelector('#step'); s.value = '1';"
+                      " s.dispatchEvent(new Event('input')); })()")
+        _wait_text(page, "#distribution .chart-title", "2_conv2: activations at step 10")
+        page.click(page.centre("#group-seeds"))
+        page.wait_for("document.querySelector('#group-seeds').checked", what="group seeds ticked")
+        box = page.evaluate("(() => { const r = document.querySelector('#distribution').getBoundingClientRect();"
+                            " return [r.x, r.y, r.width, r.height]; })()")
+        x, y, w, h = box
+        page.drag((x + 0.4 * w, y + 0.5 * h), (x + 0.6 * w, y + 0.5 * h))
+        page.wait_for("!document.querySelector('#reset-zoom').hidden", what="the zoom")
+        zoomed_ticks = page.evaluate("[...document.querySelectorAll('#distribution .tick')].map((t) => t.textContent).join(' ')")
+        # Nothing changes for a few refreshes: no redraw, and never two refreshes at once.
+        page.evaluate("""(() => {
+          window.__chart = document.querySelector('#distribution').firstChild;
+          window.__depth = document.querySelector('#depth-forward').firstChild;
+          window.__runs = 0; window.__inFlight = 0; window.__most = 0;
+          const original = window.fetch;
+          window.fetch = async (...args) => {
+            const isRuns = new URL(String(args[0])).pathname.endsWith('/runs');
+            if (isRuns) { window.__runs++; window.__inFlight++; window.__most = Math.max(window.__most, window.__inFlight); }
+            try { return await original(...args); } finally { if (isRuns) window.__inFlight--; }
+          };
+        })()""")
+        page.wait_for("window.__runs >= 3", timeout=20, what="three refreshes by the timer")
+        assert page.evaluate("window.__chart.isConnected && window.__depth.isConnected"), "redrawn without a change"
+
+        for k in (3, 4):                           # steps 30, 40, while the page is open
+            growing.write(k)
+        growing.flush()
+        newcomer = timing.SweepRun(root, "relu", 2, steps=3)
+        newcomer.write(0)
+        newcomer.close()
+        _wait_text(page, "#updated", "last step 40")
+        page.wait_for("!!document.querySelector('#run-list li[data-run=\"relu/seed2\"]')", what="the new run")
+        state = page.evaluate("""(() => ({
+          layer: document.querySelector('#layer').value,
+          stepText: document.querySelector('#step-text').textContent,
+          sliderMax: document.querySelector('#step').max,
+          title: document.querySelector('#distribution .chart-title').textContent,
+          grouped: document.querySelector('#group-seeds').checked,
+          zoomShown: !document.querySelector('#reset-zoom').hidden,
+          ticks: [...document.querySelectorAll('#distribution .tick')].map((t) => t.textContent).join(' '),
+          unticked: document.querySelector('#run-list li[data-run="relu/seed1"] input').checked,
+          newcomer: document.querySelector('#run-list li[data-run="relu/seed2"] input').checked,
+          most: window.__most,
+        }))()""")
+        assert state == {**state, "layer": "2_conv2", "stepText": "step 10", "sliderMax": "4", "grouped": True,
+                         "zoomShown": True, "ticks": zoomed_ticks, "unticked": False, "newcomer": True, "most": 1}
+        assert state["title"] == "2_conv2: activations at step 10"
+        # Back to "last": it follows the newest step again.
+        page.evaluate("(() => { const s = document.querySelector('#step'); s.value = s.max;"
+                      " s.dispatchEvent(new Event('input')); })()")
+        _wait_text(page, "#step-text", "last (step 40)")
+        page.wait_for("[...document.querySelectorAll('#legend td')].some((td) => td.textContent === '40')",
+                      what="step 40 in the legend")
+    growing.close()
+
+
+def _colour_share(image, hex_colour, tolerance=0.06):
+    rgb = np.array([int(hex_colour[i:i + 2], 16) / 255 for i in (1, 3, 5)])
+    return float(np.mean(np.all(np.abs(image[:, :, :3] - rgb) < tolerance, axis=2)))
+
+
+@pytest.mark.slow  # TensorBoard and Chromium (~20 s)
+def test_signal_by_depth_view_draws_each_runs_forward_and_backward_line(sweep, tmp_path):
+    import matplotlib.image
+
+    browser.require_chromium()
+    with browser.tensorboard(sweep) as base:
+        for grouped in (False, True):
+            url = base + PREFIX + "/index.html" + ("?groupSeeds=1" if grouped else "")
+            with browser.Page(url, height=1500) as page:
+                page.wait_for("document.querySelectorAll('#depth-backward path.depth-line').length > 0", what="depth lines")
+                lines = page.evaluate("""(() => Object.fromEntries(['forward', 'backward'].map((side) =>
+                  [side, [...document.querySelectorAll('#depth-' + side + ' path.depth-line')].map((p) =>
+                    [p.dataset.run, p.classList.contains('dashed'), p.getAttribute('stroke')])])))()""")
+                shot = page.screenshot(tmp_path / f"depth-{grouped}.png", selector="#depth-card")
+                bands = page.evaluate("[...document.querySelectorAll('#depth-card polygon.band')].map((p) => p.dataset.group)")
+                legend = page.evaluate("document.querySelector('#depth-legend').textContent")
+            if not grouped:
+                assert sorted(run for run, _, _ in lines["forward"]) == sorted([*SWEEP_RUNS, "old/lrelu/seed0"])
+                assert sorted(run for run, _, _ in lines["backward"]) == SWEEP_RUNS  # the old run: forward only
+                assert "forward only (no gradient statistics): old/lrelu/seed0" in legend
+                assert bands == []
+            else:
+                assert sorted(run for run, _, _ in lines["backward"]) == ["group:sweep/relu", "group:sweep/selu"]
+                assert sorted(bands) == ["group:sweep/relu"] * 2 + ["group:sweep/selu"] * 2
+            assert all(dashed for _, dashed, _ in lines["backward"]) and not any(d for _, d, _ in lines["forward"])
+            image = matplotlib.image.imread(shot)
+            left, right = image[:, : image.shape[1] // 2], image[:, image.shape[1] // 2:]
+            for half in (left, right):  # SELU's blue and ReLU's orange in both panels
+                assert _colour_share(half, "#1f77b4") > 0.001 and _colour_share(half, "#ff7f0e") > 0.001

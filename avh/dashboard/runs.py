@@ -5,10 +5,20 @@ import os
 import re
 
 from avh import palette
-from avh.tags import CONFIG_FILE, HISTOGRAM_TAG, STAT_TAG
+from avh.tags import (CONFIG_FILE, GRADIENT_STAT_TAG, GRADIENT_STATS, GRADIENT_TAG, HISTOGRAM_TAG,
+                      STAT_TAG, STATS)
 
 HISTOGRAM_PREFIX = HISTOGRAM_TAG.format(layer="")          # "activations/"
+GRADIENT_PREFIX = GRADIENT_TAG.format(layer="")            # "gradients/"
 STAT_PREFIX = STAT_TAG.split("{layer}")[0]                 # "activation_stats/"
+
+# What the distribution view can show of a layer: its histogram tag and the statistics logged
+# beside it. Gradients are the loss's gradient with respect to the layer's output.
+KINDS = {
+    "activations": {"histogram": HISTOGRAM_TAG, "stat": STAT_TAG, "stats": STATS},
+    "gradients": {"histogram": GRADIENT_TAG, "stat": GRADIENT_STAT_TAG, "stats": GRADIENT_STATS},
+}
+DEPTH_STAT = "std"  # the signal-by-depth view: each layer's forward and backward std
 
 # A seed is a path component `seed3`, `seed-3`, `seed_3`, or a suffix of one: `selu-seed3`.
 _SEED_COMPONENT = re.compile(r"^seed[-_]?(\d+)$", re.IGNORECASE)
@@ -24,8 +34,24 @@ def layer_of_histogram_tag(tag):
     return tag[len(HISTOGRAM_PREFIX):] or None
 
 
-def stat_tag(layer, stat):
-    return STAT_TAG.format(layer=layer, stat=stat)
+def layer_of_gradient_tag(tag):
+    """`gradients/3_conv3` -> `3_conv3`; None for any other tag."""
+    if not tag.startswith(GRADIENT_PREFIX):
+        return None
+    return tag[len(GRADIENT_PREFIX):] or None
+
+
+def stat_tag(layer, stat, kind="activations"):
+    return KINDS[kind]["stat"].format(layer=layer, stat=stat)
+
+
+def layer_of_stat_tag(tag, stat, kind="activations"):
+    """The layer of `activation_stats/<layer>/<stat>` (or the gradients' stat tag), else None."""
+    prefix, suffix = KINDS[kind]["stat"].split("{layer}")
+    suffix = suffix.format(stat=stat)
+    if tag.startswith(prefix) and tag.endswith(suffix) and len(tag) > len(prefix) + len(suffix):
+        return tag[len(prefix):-len(suffix)]
+    return None
 
 
 def layer_order(layer):
