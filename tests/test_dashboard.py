@@ -4,7 +4,7 @@ histograms' wire format; the cache across growing files; its answers to bad inpu
 in a real browser, following a run that grows while it is open."""
 import importlib.util
 import json
-import subprocess
+import shutil
 import tomllib
 import urllib.request
 from importlib import import_module
@@ -16,8 +16,7 @@ from werkzeug.test import Client
 
 import browser
 from conftest import REPO_ROOT
-from datasets.synthetic import write_mnist
-from runs import TINY, read_events, train_cmd
+from runs import read_events
 
 from avh.dashboard import runs as run_info
 from avh.dashboard.plugin import ActivationsPlugin
@@ -49,20 +48,11 @@ def _write_foreign_run(run_dir, histogram=None):
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    """A logdir with three tiny runs of train.py (made at once, in parallel), a run with no
+def root(tmp_path_factory, compared_root):
+    """A logdir with the session's three tiny train.py runs (conftest.py, copied), a run with no
     activation tags and one with a histogram in a shape the dashboard does not know."""
-    base = tmp_path_factory.mktemp("dashboard")
-    data = write_mnist(base / "mnist")
-    logdir = base / "logs"
-    processes = [subprocess.Popen(
-        train_cmd("--dataset", "mnist", "--data-dir", data, "--max-steps", 6, *TINY, "--plot-layers",
-                  "--activation", activation, "--logdir", logdir, "--run-name", activation),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO_ROOT)
-        for activation in ACTIVATIONS]
-    for process in processes:
-        output, _ = process.communicate(timeout=300)
-        assert process.returncode == 0, output[-3000:]
+    logdir = tmp_path_factory.mktemp("dashboard") / "logs"
+    shutil.copytree(compared_root[0], logdir, ignore=shutil.ignore_patterns("*.keras", ".lock"))
     (logdir / "empty").mkdir()
     _write_foreign_run(logdir / "empty")
     (logdir / "odd").mkdir()
