@@ -206,6 +206,8 @@ class ActivationSummaries(StepCallback):
             units = {tag: {k: v.numpy() for k, v in unit.items()}
                      for tag, unit in layer_moments.items()}
             self._moments_pending = [f for f in self._moments_pending if not f.done()]
+            if self._moments_thread is None:
+                self._moments_thread = ThreadPoolExecutor(1, thread_name_prefix="avh-moments")
             self._moments_pending.append(self._moments_thread.submit(
                 self._log_moments, self._current_writer(), step, units, not first))
         for tag, (mean, std) in means_stds.items():
@@ -328,8 +330,6 @@ class ActivationSummaries(StepCallback):
             self._has_previous = tf.Variable(False, trainable=False)
         self._probe = tf.function(self._trace_probe, autograph=False).get_concrete_function(
             *signature)
-        if self.feeds and self._moments_thread is None:
-            self._moments_thread = ThreadPoolExecutor(1, thread_name_prefix="avh-moments")
         if self.figure_layers and self.figures is None:
             from avh.figures import FigureRenderer  # matplotlib: only when figures are asked for
 

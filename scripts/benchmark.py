@@ -31,7 +31,7 @@ SUBSET = plans.REPO_ROOT.parent / "shared" / "data" / "cifar10-subset"  # the wh
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     p.add_argument("--quick", action="store_true",
-                   help="tiny data, a few steps a run, two at a time: checks that everything "
+                   help="tiny data, a few steps a run, two at a time: checks that every kind "
                         "runs (about a minute), measures nothing worth reading")
     p.add_argument("--repeats", type=int, metavar="N",
                    help=f"run every kind N times, interleaved (default: {plans.FULL.repeats})")
@@ -58,9 +58,9 @@ def main(argv=None):
     if args.workdir:
         work = Path(args.workdir)
         work.mkdir(parents=True, exist_ok=True)
-        return benchmark(plan, work, args.json, parallel=2 if args.quick else 1)
+        return benchmark(plan, work, args.json, parallel=plans.QUICK_PARALLEL if args.quick else 1)
     with tempfile.TemporaryDirectory(prefix="avh-benchmark-") as tmp:
-        return benchmark(plan, Path(tmp), args.json, parallel=2 if args.quick else 1)
+        return benchmark(plan, Path(tmp), args.json, parallel=plans.QUICK_PARALLEL if args.quick else 1)
 
 
 def benchmark(plan, work, json_path, parallel):

@@ -80,7 +80,7 @@ def test_signal_saves_a_checkpoint_and_says_how_to_resume(mnist_dir, tmp_path, s
 def test_hard_kill_resumes_from_the_last_checkpoint_and_continues_the_curves(mnist_dir, tmp_path):
     run_dir = tmp_path / "logs" / "run"
     proc = start_train("--data-dir", mnist_dir, "--logdir", run_dir.parent, "--run-name", "run",
-                       "--batch-size", "16", "--max-steps", "400", "--summary-every", "5",
+                       "--batch-size", "16", "--max-steps", "200", "--summary-every", "5",
                        "--checkpoint-every", "10")
     wait_for(lambda: (run_dir / "checkpoint.keras").exists() or proc.poll() is not None,
              what="the first checkpoint")
@@ -90,11 +90,11 @@ def test_hard_kill_resumes_from_the_last_checkpoint_and_continues_the_curves(mni
     assert proc.returncode == -signal.SIGKILL
     assert not (run_dir / "metrics.json").exists()
     saved = checkpoint_step(run_dir)
-    assert 0 < saved < 400  # every 10 steps and at each epoch end (8 steps)
+    assert 0 < saved < 200  # every 10 steps and at each epoch end (8 steps)
     before = read_events(run_dir)[TRAIN_TAG.format(metric="loss")]
-    # Events reach disk before their checkpoint: at least to it, at most to the next one.
+    # Events reach disk before their checkpoint (and every few seconds between): at least to it.
     every = before[0][0]  # avh_app.curves.train_log_every
-    assert saved - saved % every <= before[-1][0] <= saved + 10
+    assert saved - saved % every <= before[-1][0]
     # Power lost while the next checkpoint was being written: only the partial file has it.
     (run_dir / ".checkpoint-partial.keras").write_bytes(b"PK\x03\x04 half a zip")
 
@@ -102,16 +102,16 @@ def test_hard_kill_resumes_from_the_last_checkpoint_and_continues_the_curves(mni
     assert result.returncode == 0, result.stderr
     assert f"resuming at step {saved}" in result.stdout  # at most --checkpoint-every steps redone
     metrics = read_json(run_dir / "metrics.json")
-    assert metrics["steps"] == 400
+    assert metrics["steps"] == 200
     events = read_events(run_dir)
     for tag in (TRAIN_TAG.format(metric="loss"), HISTOGRAM_TAG.format(layer="3_conv3")):
         steps = [s for s, _ in events[tag]]
         assert steps == sorted(set(steps)), tag  # one curve: no step twice, never back to 0
-        assert steps[-1] == 400
+        assert steps[-1] == 200
     loss_steps = [s for s, _ in events[TRAIN_TAG.format(metric="loss")]]
-    assert loss_steps == list(range(loss_steps[0], 401, loss_steps[0]))
+    assert loss_steps == list(range(loss_steps[0], 201, loss_steps[0]))
     final_test = events["test/accuracy"][-1]
-    assert final_test[0] == 400 and float(final_test[1]) == pytest.approx(metrics["test_accuracy"])
+    assert final_test[0] == 200 and float(final_test[1]) == pytest.approx(metrics["test_accuracy"])
 
 
 def test_summaries_reach_the_disk_within_seconds_long_before_any_checkpoint(tmp_path):
