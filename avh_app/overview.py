@@ -23,7 +23,7 @@ HPARAMS = ("activation", "norm", "init", "dropout_kind", "dropout", "optimizer",
            "data_source", "train_examples", "dtype_policy")
 NONE = "off"
 # What a compare root varies (the activation and what `auto` resolves to for it) and seeds.
-COMPARED = ("activation", "norm", "init", "dropout_kind", "seed")
+COMPARED = ("activation", "norm", "init", "dropout_kind", "seed", "data_source")
 # Final metrics, as scalar tags (the full test set at the last step, see train.py).
 METRICS = (("accuracy", "test accuracy"), ("loss", "test loss"))
 # Categories of the Custom Scalars page; a chart title names SELU's target where it has one.
