@@ -72,6 +72,9 @@ def build_parser():
         help="the run's folder is LOGDIR/NAME (default: DATASET/ACTIVATION-TIMESTAMP)")
     add("--summary-every", type=int, metavar="N",
         help=f"log activation summaries every N steps; 0 turns them off (default: {d.summary_every})")
+    add("--no-gradients", dest="gradients", action="store_false",
+        help="log the activations only, not the backward signal (one backward pass over the "
+             "probe at each summary step)")
     add("--plot-layers", type=int, nargs="*", metavar="K",
         help="layers (1-6) that get figures (default: 3 4)")
     add("--checkpoint-every", type=int, metavar="N",

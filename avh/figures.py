@@ -64,7 +64,7 @@ class FigureRenderer:
         self._writer = writer if callable(writer) else (lambda: writer)
         self.time_share, self._clock = time_share, clock
         self.skipped = 0
-        self.drawn = 0          # events drawn, and their CPU time (building included)
+        self.drawn = 0          # events drawn, and their CPU time (building the figures apart)
         self.cpu_seconds = 0.0
         self.failed = None
         self._pending = None
@@ -117,16 +117,17 @@ class FigureRenderer:
             self.draw_figures(step, layers)
         except Exception as err:  # a figure is never worth a lost training run
             self.failed = f"{type(err).__name__}: {err}"
-        spent = time.thread_time() - cpu_start
+        built = self.reused.build_seconds - built_before
+        spent = max(time.thread_time() - cpu_start - built, 0.0)
         self.drawn += 1
         self.cpu_seconds += spent
         if metered:
-            built = self.reused.build_seconds - built_before
-            self._last_cost = max(spent - built, 0.0)
-            self._spent += self._last_cost
+            self._last_cost = spent
+            self._spent += spent
 
     def cpu_ms_per_event(self):
-        """The CPU time an event's figures took on the drawing thread, on average (ms)."""
+        """The CPU time an event's figures took on the drawing thread, on average (ms), without
+        building them (ReusedFigures.build_seconds: the first event, a moment map's new axes)."""
         return 1000 * self.cpu_seconds / self.drawn if self.drawn else None
 
 

@@ -43,6 +43,7 @@ class Config:
     logdir: str = "logs"
     run_name: str | None = None
     summary_every: int = DEFAULT_EVERY
+    gradients: bool = True                # the backward signal beside the activations
     plot_layers: tuple[int, ...] = PLOT_LAYERS
     checkpoint_every: int = 500
     steps_per_execution: int = 1          # see README, Performance: chosen from measurements

@@ -182,7 +182,7 @@ class Run:
         self.stop = distribute.stop_requests(self.strategy)
         self.activations = ActivationSummaries(
             self.probe_batch, probe_labels=self.probe_labels, writer=self.events.writer,
-            every=cfg.summary_every,
+            every=cfg.summary_every, gradients=cfg.gradients,
             layers=None if network.layers is None else list(network.layers),
             numbered=network.numbered, figure_layers=list(network.figure_layers),
             log_on_train_end=False)

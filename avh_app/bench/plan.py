@@ -21,6 +21,7 @@ KINDS = {
     "app": "train.py at its defaults: every 100 steps, step 0 and the last, every layer's "
            "histogram and stats, the paper's moments and the figures of 2 layers; train and "
            "test-subset curves, the test set at the end, checkpoints every 500 steps",
+    "app-no-gradients": "train.py with --no-gradients: the same without the backward signal",
     "app-every-10": "train.py with --summary-every 10 (a stress test of the summaries)",
     "callback": "avh's ActivationSummaries alone in a plain model.fit, every 100 steps, step 0 "
                 "and the last: every logged layer's histogram and stats, the paper's moments and "
@@ -31,7 +32,7 @@ KINDS = {
                    "steps a multi-output probe model and tf.summary.histogram of the same layers "
                    "on the same probe batch; nothing at step 0 or the end",
 }
-APP_KINDS = {"app": (), "app-every-10": ("--summary-every", 10)}
+APP_KINDS = {"app": (), "app-no-gradients": ("--no-gradients",), "app-every-10": ("--summary-every", 10)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,7 +46,7 @@ class Shape:
     repeats: int = None  # None: the plan's
 
 
-CNN_KINDS = ("plain", "app", "callback", "keras-tensorboard", "handwritten")
+CNN_KINDS = ("plain", "app", "app-no-gradients", "callback", "keras-tensorboard", "handwritten")
 SHAPES = (
     Shape("mnist", "mnist", "cnn", 1000, CNN_KINDS),
     Shape("cifar10", "cifar10", "cnn", 500, CNN_KINDS),
