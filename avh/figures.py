@@ -14,16 +14,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import matplotlib
 import numpy as np
-import tensorflow as tf
 import tfplot
 from mpl_toolkits.axes_grid1 import make_axes_locatable
-from tensorboard.plugins.image import metadata as image_metadata
 
-from avh import theory
+from avh import summary_values, theory
 from avh.figure_rules import (DENSITY_CAP, HISTOGRAM_BINS, HISTOGRAM_RANGE, MAP_LIMIT,
                               map_channels)
 from avh.moments import MOMENT_MAP_KEY
-from avh.tags import MOMENT_MAP_TAG, PLOT_KINDS, PLOT_TAG
+from avh.tags import MOMENT_MAP_TAG, PLOT_TAG
 from avh.theory_figures import FIGURE_DPI as MOMENT_MAP_DPI
 from avh.theory_figures import FIGURE_INCHES as MOMENT_MAP_INCHES
 from avh.theory_figures import as_trajectory, draw_moment_map
@@ -42,7 +40,6 @@ OVERFLOW_WIDTH = 0.5  # of the bars outside the histogram range that hold the va
 # The peak's arrow, neither clipped to its label's box nor shrunk: clipping it cost 6 ms an event.
 PEAK_ARROW = {"arrowstyle": "->", "lw": 1, "patchA": None, "shrinkA": 0, "shrinkB": 0,
               "relpos": (0.0, 0.5)}  # from the label's left edge (its leading spaces: a gap)
-_IMAGE_METADATA = image_metadata.create_summary_metadata(display_name=None, description=None)
 
 
 class FigureRenderer:
@@ -132,29 +129,27 @@ class FigureRenderer:
 
 
     def draw_figures(self, step, layers):
+        """Draw an event's figures and write them, all in one call (avh.summary_values)."""
+        images = {}
         for layer, data in layers.items():
             if layer == MOMENT_MAP_KEY:  # {layer: [(mean, variance), ...]} over training
-                image = self.reused.draw(MOMENT_MAP_KEY, build_moment_map, list(data.items()),
-                                         "SELU layers' (mean, variance) over training",
-                                         figsize=MOMENT_MAP_INCHES, dpi=MOMENT_MAP_DPI)
-                log_image(MOMENT_MAP_TAG, image, step)
+                images[MOMENT_MAP_TAG] = self.reused.draw(
+                    MOMENT_MAP_KEY, build_moment_map, list(data.items()),
+                    "SELU layers' (mean, variance) over training",
+                    figsize=MOMENT_MAP_INCHES, dpi=MOMENT_MAP_DPI)
                 continue
-            figures = {"map": self.reused.draw(("map", layer), build_activation_map,
-                                               data["first_example"], layer),
-                       "histogram": self.reused.draw(("histogram", layer), build_histogram,
-                                                     data["counts"], data["mean"], data["std"],
-                                                     layer)}
-            for kind in PLOT_KINDS:
-                log_image(PLOT_TAG.format(layer=layer, kind=kind), figures[kind], step)
+            images[PLOT_TAG.format(layer=layer, kind="map")] = self.reused.draw(
+                ("map", layer), build_activation_map, data["first_example"], layer)
+            images[PLOT_TAG.format(layer=layer, kind="histogram")] = self.reused.draw(
+                ("histogram", layer), build_histogram, data["counts"], data["mean"], data["std"],
+                layer)
+        summary_values.write(step, [image_record(tag, image) for tag, image in images.items()])
 
 
-def log_image(tag, image, step):
-    """tf.summary.image's event for one RGB or RGBA uint8 image in one TensorFlow op instead of
-    its dozen eager ones: [width, height, PNG] under the image plugin's metadata, as TensorBoard
-    reads it."""
+def image_record(tag, image):
+    """The summary record of one RGB or RGBA uint8 image, PNG-encoded (encode_png)."""
     height, width = image.shape[:2]
-    tf.summary.write(tag, tf.constant([str(width), str(height), encode_png(image)]),
-                     step=step, metadata=_IMAGE_METADATA)
+    return summary_values.image(tag, encode_png(image), width, height)
 
 
 def encode_png(image):

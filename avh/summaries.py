@@ -6,20 +6,20 @@ It reads the model and writes TensorBoard events; it never changes the model or 
 import contextlib
 import dataclasses
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import tensorflow as tf
-from tensorboard.plugins.histogram import metadata as histogram_metadata
 
-from avh import DEFAULT_EVERY, moments, signal
+from avh import DEFAULT_EVERY, moments, signal, summary_values
 from avh.figure_rules import binned
 from avh.probe import (applies_activation, check_probe_batch, choose, error_reason,
                        probe_signature, recording, tag_names)
 from avh.steps import StepCallback
 from avh.tags import (GRADIENT_STAT_TAG, GRADIENT_STATS, GRADIENT_TAG, HISTOGRAM_TAG, MOMENT_TAG,
                       STAT_TAG, STATS, WEIGHT_TAG)
-_HISTOGRAM_METADATA = histogram_metadata.create_summary_metadata(display_name=None, description=None)
 
 
 @dataclasses.dataclass
@@ -117,15 +117,15 @@ class ActivationSummaries(StepCallback):
         self.last_step = None       # the last step logged (a resumed run: the last on disk)
         self.costs = Costs()
         self._probed_model = None          # the model the probe was traced for
-        self._probe = None          # its traced forward pass: probe batch -> summaries' inputs
-        self._summarise = None      # the probe and the writes, traced for the current writer
+        self._probe = None          # its traced pass: probe batch -> what each event logs
         self._fit_scope = None      # the writer entered for the current fit
         self._figure_data = {}      # the last logged step's, for a later final=True request
         self._step0_figures = None  # step 0's figure data, until the first step has run
         self._moments_thread = None  # the moments' numpy and scalar writes, off the training thread
         self._moments_pending = []
         self._gradient_reason = None  # why there are no gradients, or None
-        self._previous_kernels = self._has_previous = None  # for the update-to-weight ratio
+        self._previous_kernels = {}  # {id(kernel): its value at the previous summary step}
+        self._warm_up = None  # the probe's first run (TensorFlow optimising its graph), on a thread
         self._initial_weights = None  # until step 0 is logged, after the first step
 
     # -- Keras hooks ---------------------------------------------------------------------
@@ -194,34 +194,61 @@ class ActivationSummaries(StepCallback):
                 self.figures.submit(step, self._figure_data, wait=final)
 
     def _log_summaries(self, step, first):
-        if self._summarise is None:
-            self._summarise = tf.function(self._probe_and_write, autograph=False)
-        figure_data, layer_moments, means_stds = self._summarise(
-            self.probe_batch, tf.constant(step, tf.int64))
-        self._figure_data = {name: {key: value.numpy() for key, value in data.items()}
-                             for name, data in figure_data.items()}
+        if self._warm_up is not None:
+            self._warm_up.join()  # the probe's first run, on a thread since the model was set
+            self._warm_up = None
+        args = [self.probe_batch] if self._gradient_reason else [self.probe_batch, self.probe_labels]
+        result = tf.nest.map_structure(np.asarray, self._probe(*args))
+        records, layer_moments = [], {}
+        self._figure_data = {}
+        for tag, entry in result["layers"].items():
+            records.append(summary_values.histogram(HISTOGRAM_TAG.format(layer=tag), entry["histogram"]))
+            records += [summary_values.scalar(STAT_TAG.format(layer=tag, stat=stat), entry["stats"][stat])
+                        for stat in STATS]
+            if "figure" in entry:
+                self._figure_data[tag] = entry["figure"]
+            if "moments" in entry:
+                layer_moments[tag] = entry["moments"]
+            if tag in self.trajectories:
+                self.trajectories[tag].append((float(entry["stats"]["mean"]),
+                                               float(entry["stats"]["std"]) ** 2))
+        if "gradients" in result:
+            records += self._gradient_records(result["gradients"], first)
+        summary_values.write(step, records)
         if layer_moments:
-            # ~40 eager scalar writes and the theory in numpy: a quarter of an event's time
-            # on the training thread if done here.
-            units = {tag: {k: v.numpy() for k, v in unit.items()}
-                     for tag, unit in layer_moments.items()}
+            # The theory in numpy and its ~40 scalars: a quarter of an event's time on the
+            # training thread if done here.
             self._moments_pending = [f for f in self._moments_pending if not f.done()]
             if self._moments_thread is None:
                 self._moments_thread = ThreadPoolExecutor(1, thread_name_prefix="avh-moments")
             self._moments_pending.append(self._moments_thread.submit(
-                self._log_moments, self._current_writer(), step, units, not first))
-        for tag, (mean, std) in means_stds.items():
-            self.trajectories[tag].append((float(mean), float(std) ** 2))
+                self._log_moments, self._current_writer(), step, layer_moments, not first))
         if self.trajectories and self.figures is not None:
             self._figure_data[moments.MOMENT_MAP_KEY] = {tag: list(points)
                                                          for tag, points in self.trajectories.items()}
 
+    @staticmethod
+    def _gradient_records(gradients, first):
+        records = []
+        for tag, entry in gradients["layers"].items():
+            records.append(summary_values.histogram(GRADIENT_TAG.format(layer=tag), entry["histogram"]))
+            records += [summary_values.scalar(GRADIENT_STAT_TAG.format(layer=tag, stat=stat),
+                                              entry["stats"][stat]) for stat in GRADIENT_STATS]
+        for tag, entry in gradients["kernels"].items():
+            records.append(summary_values.scalar(WEIGHT_TAG.format(layer=tag, stat="gradient_norm"),
+                                                 entry["gradient_norm"]))
+            if not first:  # the ratio needs a previous summary step of this process
+                records.append(summary_values.scalar(WEIGHT_TAG.format(layer=tag, stat="update_ratio"),
+                                                     entry["update_ratio"]))
+        return records
+
     def _log_moments(self, writer, step, units, counted):
         started = time.thread_time()
         writer.set_as_default()  # for this thread, which only ever writes here; no flush
-        for tag, unit in units.items():
-            for stat, value in moments.layer_statistics(unit, self.feeds[tag]).items():
-                tf.summary.scalar(MOMENT_TAG.format(layer=tag, stat=stat), value, step=step)
+        summary_values.write(step, [
+            summary_values.scalar(MOMENT_TAG.format(layer=tag, stat=stat), value)
+            for tag, unit in units.items()
+            for stat, value in moments.layer_statistics(unit, self.feeds[tag]).items()])
         if counted:
             self.costs.moments_seconds += time.thread_time() - started
 
@@ -254,14 +281,12 @@ class ActivationSummaries(StepCallback):
         if self._owns_writer and self.writer is not None:
             self.writer.close()
             self.writer = None
-            self._summarise = None  # traced for that writer
 
     # -- The writer: entered for each fit, or around a log() outside one ---------------------
 
     def _current_writer(self):
         if self.writer is None:  # ours, created when first needed: every=0 creates no folder
             self.writer = tf.summary.create_file_writer(str(self.log_dir))
-            self._summarise = None
         return self.writer
 
     @contextlib.contextmanager
@@ -313,7 +338,7 @@ class ActivationSummaries(StepCallback):
             model(self.probe_batch, training=False)
         if self.probe_labels is None and labels is not None:
             self.probe_labels = labels
-        self._probed_model, self._summarise = model, None
+        self._probed_model = model
         self._gradient_reason = self._gradients_unavailable(model)
         if self._gradient_reason and self.gradients:
             print(f"avh: no gradients for model '{model.name}': {self._gradient_reason}",
@@ -327,9 +352,15 @@ class ActivationSummaries(StepCallback):
             self._previous_kernels = {id(w): tf.Variable(tf.zeros(w.shape, tf.float32),
                                                          trainable=False)
                                       for w in model.trainable_weights if w.name == "kernel"}
-            self._has_previous = tf.Variable(False, trainable=False)
         self._probe = tf.function(self._trace_probe, autograph=False).get_concrete_function(
             *signature)
+        # Its first run optimises the graph (~0.5 s for the app's CNN): on a thread now, while
+        # Keras builds its training step, not in the first event. It reads the weights and
+        # writes only this callback's own variables, which the first event sets again.
+        args = [self.probe_batch] if self._gradient_reason else [self.probe_batch, self.probe_labels]
+        self._warm_up = threading.Thread(target=self._probe, args=args, name="avh-warm-up",
+                                         daemon=True)
+        self._warm_up.start()
         if self.figure_layers and self.figures is None:
             from avh.figures import FigureRenderer  # matplotlib: only when figures are asked for
 
@@ -423,9 +454,6 @@ class ActivationSummaries(StepCallback):
                 "update_ratio": tf.math.divide_no_nan(tf.norm(weights - previous), tf.norm(previous))}
             with tf.control_dependencies([result["kernels"][tag]["update_ratio"]]):
                 previous.assign(weights)
-        result["has_previous"] = tf.identity(self._has_previous)
-        with tf.control_dependencies([result["has_previous"]]):
-            self._has_previous.assign(True)
         return result
 
     def _choose_figure_layers(self, chosen, tags):
@@ -463,46 +491,6 @@ class ActivationSummaries(StepCallback):
             print(f"avh: no moments for {count} of {len(chosen)} logged layers ({reasons})",
                   file=sys.stderr)
         return feeds
-
-    def _probe_and_write(self, probe_batch, step):
-        """One summary event on the training thread: the probe, and every histogram and statistic
-        written; returns what the figures and the moments thread need."""
-        args = [probe_batch] if self._gradient_reason else [probe_batch, self.probe_labels]
-        result = self._probe(*args)
-        figure_data, layer_moments, means_stds = {}, {}, {}
-        for tag, entry in result["layers"].items():
-            tf.summary.write(HISTOGRAM_TAG.format(layer=tag), entry["histogram"], step=step,
-                             metadata=_HISTOGRAM_METADATA)
-            for stat in STATS:
-                tf.summary.scalar(STAT_TAG.format(layer=tag, stat=stat), entry["stats"][stat],
-                                  step=step)
-            if "figure" in entry:
-                figure_data[tag] = entry["figure"]
-            if "moments" in entry:
-                layer_moments[tag] = entry["moments"]
-            if tag in self.trajectories:
-                means_stds[tag] = (entry["stats"]["mean"], entry["stats"]["std"])
-        if "gradients" in result:
-            self._write_gradients(result["gradients"], step)
-        return figure_data, layer_moments, means_stds
-
-    @staticmethod
-    def _write_gradients(gradients, step):
-        for tag, entry in gradients["layers"].items():
-            tf.summary.write(GRADIENT_TAG.format(layer=tag), entry["histogram"], step=step,
-                             metadata=_HISTOGRAM_METADATA)
-            for stat in GRADIENT_STATS:
-                tf.summary.scalar(GRADIENT_STAT_TAG.format(layer=tag, stat=stat),
-                                  entry["stats"][stat], step=step)
-        for tag, entry in gradients["kernels"].items():
-            tf.summary.scalar(WEIGHT_TAG.format(layer=tag, stat="gradient_norm"),
-                              entry["gradient_norm"], step=step)
-        # The ratio needs a previous summary step of this process: none at the first.
-        previous = tf.logical_and(gradients["has_previous"], tf.summary.should_record_summaries())
-        with tf.summary.record_if(previous):
-            for tag, entry in gradients["kernels"].items():
-                tf.summary.scalar(WEIGHT_TAG.format(layer=tag, stat="update_ratio"),
-                                  entry["update_ratio"], step=step)
 
 
 __all__ = ["ActivationSummaries"]

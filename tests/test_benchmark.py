@@ -18,8 +18,8 @@ def test_quick_benchmark_runs_every_measurement_and_prints_its_table(tmp_path):
     lines = result.stdout.splitlines()
     assert "| shape | kind | ex/s | ratio to plain | CPU/step ratio | first step s | peak RSS GB |" in lines
     kinds = [line.split(" | ")[1] for line in lines if line.startswith("| MNIST, the app's CNN |")]
-    assert sorted(kinds) == ["app", "app-no-gradients", "callback", "handwritten",
-                             "keras-tensorboard", "plain"]
+    assert sorted(kinds) == ["app", "app-no-gradients", "app-summaries-off", "callback",
+                             "handwritten", "keras-tensorboard", "plain"]
     assert any(line.startswith("- mnist: callback / handwritten ") for line in lines)
     assert any(line.startswith("- mnist: 6 layers; ") for line in lines)  # one event's cost
 

@@ -22,6 +22,8 @@ KINDS = {
            "histogram and stats, the paper's moments and the figures of 2 layers; train and "
            "test-subset curves, the test set at the end, checkpoints every 500 steps",
     "app-no-gradients": "train.py with --no-gradients: the same without the backward signal",
+    "app-summaries-off": "train.py with --summary-every 0: the app's own work alone (curves, test "
+                         "subset and test set, checkpoints, live flushes)",
     "app-every-10": "train.py with --summary-every 10 (a stress test of the summaries)",
     "callback": "avh's ActivationSummaries alone in a plain model.fit, every 100 steps, step 0 "
                 "and the last: every logged layer's histogram and stats, the paper's moments and "
@@ -32,7 +34,8 @@ KINDS = {
                    "steps a multi-output probe model and tf.summary.histogram of the same layers "
                    "on the same probe batch; nothing at step 0 or the end",
 }
-APP_KINDS = {"app": (), "app-no-gradients": ("--no-gradients",), "app-every-10": ("--summary-every", 10)}
+APP_KINDS = {"app": (), "app-no-gradients": ("--no-gradients",),
+             "app-summaries-off": ("--summary-every", 0), "app-every-10": ("--summary-every", 10)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +49,8 @@ class Shape:
     repeats: int = None  # None: the plan's
 
 
-CNN_KINDS = ("plain", "app", "app-no-gradients", "callback", "keras-tensorboard", "handwritten")
+CNN_KINDS = ("plain", "app", "app-no-gradients", "app-summaries-off", "callback",
+             "keras-tensorboard", "handwritten")
 SHAPES = (
     Shape("mnist", "mnist", "cnn", 1000, CNN_KINDS),
     Shape("cifar10", "cifar10", "cnn", 500, CNN_KINDS),
