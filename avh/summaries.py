@@ -1,5 +1,6 @@
 """ActivationSummaries: a Keras callback that logs what the chosen layers of any Keras model output
-on a fixed probe batch: histograms, statistics, the paper's moments and figures.
+on a fixed probe batch, and the gradient that arrives at them: histograms, statistics, the
+paper's moments and figures.
 
 It reads the model and writes TensorBoard events; it never changes the model or the training.
 """
@@ -24,8 +25,8 @@ from avh.tags import (GRADIENT_STAT_TAG, GRADIENT_STATS, GRADIENT_TAG, HISTOGRAM
 
 @dataclasses.dataclass
 class Costs:
-    """What the summary events cost so far, and where. The first event, which also traces the
-    writes (about a second), is counted apart."""
+    """What the summary events cost so far, and where. The first event, which may wait for the
+    probe's warm-up, is counted apart."""
     events: int = 0                       # after the first
     training_thread_seconds: float = 0.0  # their wall time on the training thread
     moments_seconds: float = 0.0          # CPU time of their moments' theory and writes, on their thread
@@ -270,6 +271,9 @@ class ActivationSummaries(StepCallback):
     def close(self):
         """Wait for the moments and figures still being written, leave the writer (which flushes
         it) and close it if this callback created it."""
+        if self._warm_up is not None:
+            self._warm_up.join()
+            self._warm_up = None
         self._submit_step0_figures()
         self.wait_for_moments()
         if self.figures is not None:
