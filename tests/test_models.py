@@ -196,3 +196,28 @@ def test_layers_without_moments_are_named_in_one_line(tmp_path, capsys):
     assert err == ["avh: no moments for 1 of 3 logged layers (after_add: its input does not "
                    "come from a Dense or Conv layer)"]
     assert set(summaries.feeds) == {"after_dense", "head"}
+
+
+def test_the_recording_leaves_the_model_and_its_training_alone(tmp_path):
+    """Same seed, with and without the callback (gradients and moments on): the same weights
+    after training, the same predictions, and keras.layers.Layer.__call__ put back."""
+    original_call = keras.layers.Layer.__call__
+
+    def trained(callbacks):
+        keras.utils.set_random_seed(0)
+        model = Net()
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        history = model.fit(X, Y, epochs=2, batch_size=8, callbacks=callbacks, verbose=0)
+        return model, history.history["loss"]
+
+    plain, plain_loss = trained([])
+    watched, watched_loss = trained(
+        [ActivationSummaries((X[:16], Y[:16]), log_dir=tmp_path, every=4,
+                             figure_layers=["block_1/act"])])
+    assert keras.layers.Layer.__call__ is original_call
+    assert watched_loss == pytest.approx(plain_loss, rel=1e-6)
+    for a, b in zip(plain.get_weights(), watched.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(watched.predict(X, verbose=0), plain.predict(X, verbose=0),
+                               rtol=1e-6, atol=1e-7)
+    assert HISTOGRAM_TAG.format(layer="block_1/act") in read_events(tmp_path)  # it did log
