@@ -52,8 +52,13 @@ def test_the_report_pairs_each_kind_with_the_plain_fit_of_its_repeat_and_says_on
     (median, low, high), repeats = summary["pairs"]["mnist", "callback", "handwritten"]
     assert repeats == 5 and median == pytest.approx(990 / 950) and low <= median <= high
     assert summary["cadence"] == {25: (13, 13)}
-    text = results.report(summary, plan.QUICK, {"date": "2026-12-01", "load_before": 0.5,
-                                                 "load_after": 0.6, "machine": results.machine()})
+    info = {"date": "2026-12-01", "load_before": 0.5, "load_after": 0.6,
+            "machine": results.machine()}
+    text = results.report(summary, plan.QUICK, info)
+    assert "1 repeat(s) of every kind, interleaved" in text
+    # Shapes with repeats of their own (the slowest networks) say so in the header.
+    assert "5 repeat(s) of every kind (efficientnetb0: 3, densenet121: 3), interleaved" in (
+        results.report(summary, plan.FULL, info))
     assert "- mnist: callback / handwritten 1.042: callback is faster" in text
     assert "| MNIST, the app's CNN | callback | 990 | 0.990 | 1.010 | 5.0 | 1.00 |" in text
     assert "figures at every summary step, MNIST, 300 steps: --summary-every 25: 13 of 13" in text

@@ -103,10 +103,12 @@ def report(summary, plan, info):
     """The benchmark's Markdown report."""
     m = info["machine"]
     quick = " (--quick: a smoke test, its numbers mean nothing)" if plan.scale < 1 else ""
+    own = [f"{s.name}: {s.repeats}" for s in plan.shapes if s.repeats not in (None, plan.repeats)]
+    own = f" ({', '.join(own)})" if own else ""
     lines = [f"## avh benchmark{quick}", "",
              f"{info['date']}; {m['cpu']}, {m['cores']} cores; TensorFlow {m['tensorflow']}, "
              f"Keras {m['keras']}, Python {m['python']}; load average {info['load_before']:.2f} "
-             f"before, {info['load_after']:.2f} after; {plan.repeats} repeat(s) of every kind, "
+             f"before, {info['load_after']:.2f} after; {plan.repeats} repeat(s) of every kind{own}, "
              f"interleaved; medians with {stats.CONFIDENCE:.0%} bootstrap intervals", "",
              "| shape | kind | ex/s | ratio to plain | CPU/step ratio | first step s | peak RSS GB |",
              "|---|---|---:|---:|---:|---:|---:|"]
