@@ -1,4 +1,5 @@
 """scripts/benchmark.py runs end to end. Its timings are never asserted: they depend on the machine."""
+import dataclasses
 import subprocess
 import sys
 
@@ -59,6 +60,8 @@ def test_the_report_pairs_each_kind_with_the_plain_fit_of_its_repeat_and_says_on
     # Shapes with repeats of their own (the slowest networks) say so in the header.
     assert "5 repeat(s) of every kind (efficientnetb0: 3, densenet121: 3), interleaved" in (
         results.report(summary, plan.FULL, info))
+    assert "2 repeat(s) of every kind, interleaved" in (  # --repeats 2: every shape runs 2
+        results.report(summary, dataclasses.replace(plan.FULL, repeats=2), info))
     assert "- mnist: callback / handwritten 1.042: callback is faster" in text
     assert "| MNIST, the app's CNN | callback | 990 | 0.990 | 1.010 | 5.0 | 1.00 |" in text
     assert "figures at every summary step, MNIST, 300 steps: --summary-every 25: 13 of 13" in text

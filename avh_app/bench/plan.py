@@ -79,6 +79,10 @@ class Plan:
     cadence_steps: int = 300
     stress_repeats: int = 1     # app-every-10: one run per shape is enough to show it
 
+    def repeats_of(self, shape):
+        """How many times each kind of `shape` runs: its own repeats, at most the plan's."""
+        return min(shape.repeats or self.repeats, self.repeats)
+
 
 FULL = Plan()
 # A smoke test: every kind's process runs once on tiny data (the whole-process pairs and the
@@ -116,7 +120,7 @@ def measured_processes(plan, data_dirs, subset, work):
                                subset, plan.whole_steps, flags))
     for repeat in range(plan.repeats):
         for shape in plan.shapes:
-            if repeat >= min(shape.repeats or plan.repeats, plan.repeats):
+            if repeat >= plan.repeats_of(shape):
                 continue
             kinds = [k for k in shape.kinds if k != "app-every-10"]
             kinds = kinds[repeat % len(kinds):] + kinds[:repeat % len(kinds)]

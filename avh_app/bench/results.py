@@ -103,7 +103,8 @@ def report(summary, plan, info):
     """The benchmark's Markdown report."""
     m = info["machine"]
     quick = " (--quick: a smoke test, its numbers mean nothing)" if plan.scale < 1 else ""
-    own = [f"{s.name}: {s.repeats}" for s in plan.shapes if s.repeats not in (None, plan.repeats)]
+    own = [f"{s.name}: {plan.repeats_of(s)}" for s in plan.shapes
+           if plan.repeats_of(s) != plan.repeats]
     own = f" ({', '.join(own)})" if own else ""
     lines = [f"## avh benchmark{quick}", "",
              f"{info['date']}; {m['cpu']}, {m['cores']} cores; TensorFlow {m['tensorflow']}, "
