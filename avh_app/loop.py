@@ -139,7 +139,10 @@ class StopRequests(keras.callbacks.Callback):
 class SteadyClock(keras.callbacks.Callback):
     """Steady-state training time: each fit() is timed from the end of its first step (the first
     one also builds the training graph) to its end, in wall time and in the process's CPU time
-    (user + system, every thread). No batch-end hook: it reads nothing from the device."""
+    (user + system, every thread), and the median time from one step's start to the next's (an
+    ordinary step, the steps where callbacks act left out by the median). No batch-end hook: it
+    reads nothing from the device. First in a callback list, so that it sees a step start before
+    any other callback acts on it."""
 
     def __init__(self, process_start=None):
         super().__init__()
@@ -148,15 +151,21 @@ class SteadyClock(keras.callbacks.Callback):
         self.seconds = self.cpu_seconds = 0.0
         self.steps = 0
         self._since = None
+        self._intervals = []       # seconds between consecutive step starts, in the timed part
+        self._step_started = None
 
     def on_train_begin(self, logs=None):
-        self._since, self._steps = None, 0
+        self._since, self._steps, self._step_started = None, 0, None
 
     def on_train_batch_begin(self, batch, logs=None):
+        now = time.perf_counter()
         if batch and self._since is None:  # the fit's first execution has ended
-            self._since = (time.perf_counter(), time.process_time(), batch)
+            self._since = (now, time.process_time(), batch)
             if self.first_step_at is None:
                 self.first_step_at = self._since[0] - self.process_start
+        elif self._step_started is not None:
+            self._intervals.append(now - self._step_started)
+        self._step_started = now if batch else None
         self._steps = batch
 
     def on_train_end(self, logs=None):
@@ -172,6 +181,46 @@ class SteadyClock(keras.callbacks.Callback):
 
     def cpu_seconds_per_step(self):
         return self.cpu_seconds / self.steps if self.steps else None
+
+    def median_step_ms(self):
+        """An ordinary step (execution) in ms: the median time between two step starts."""
+        return 1000 * float(np.median(self._intervals)) if self._intervals else None
+
+
+class TrainingThreadTimes:
+    """The wall time each of a run's callbacks takes on the training thread where they act
+    (on_train_batch_begin after a fit's first step, on_epoch_end), summed over the run: what the
+    app's own work costs, split by callback and measured inside the run, so that it does not
+    depend on the machine's speed from one process to the next.
+
+    `callbacks`: {name: callback}. Each one's two hooks are wrapped on the instance (its class
+    is untouched, so Keras sees the same hooks as before)."""
+
+    HOOKS = ("on_train_batch_begin", "on_epoch_end")
+
+    def __init__(self, callbacks):
+        self.callbacks = list(callbacks.values())
+        self.seconds = dict.fromkeys(callbacks, 0.0)
+        for name, callback in callbacks.items():
+            for hook in self.HOOKS:
+                setattr(callback, hook, self._timed(name, getattr(callback, hook), hook))
+
+    def _timed(self, name, method, hook):
+        def timed(index, logs=None):
+            if hook == "on_train_batch_begin" and not index:
+                return method(index, logs)  # a fit's first step starts: not a step's end
+            start = time.perf_counter()
+            try:
+                return method(index, logs)
+            finally:
+                self.seconds[name] += time.perf_counter() - start
+        return timed
+
+    def shares(self, window_seconds):
+        """{name: its share of `window_seconds`} (the steady-state window of SteadyClock)."""
+        if not window_seconds:
+            return None
+        return {name: seconds / window_seconds for name, seconds in self.seconds.items()}
 
 
 class Progress(StepCallback):

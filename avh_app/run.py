@@ -211,9 +211,14 @@ class Run:
         # The loss is read (a host sync) only where something is logged or saved, and at fit ends.
         nan_guard = loop.NanGuard(self.checkpointer, every=(
             cfg.summary_every, self.progress.every, self.test_subset.every, cfg.checkpoint_every))
-        # The clock first: it notes the end of the first step before anything acts on it.
-        self.callbacks = [self.clock, nan_guard, self.activations, self.progress, self.test_subset,
-                          self.checkpointer, self.events.live(), self.stop]
+        # In order: the clock first (it notes a step's end before anything acts on it), then the
+        # NaN check (before anything logs or saves a loss). Their times: TrainingThreadTimes.
+        named = {"NaN guard": nan_guard, "activation summaries": self.activations,
+                 "train curves and progress": self.progress, "test subset": self.test_subset,
+                 "checkpoints": self.checkpointer, "live flushes": self.events.live(),
+                 "stop requests": self.stop}
+        self.thread_times = loop.TrainingThreadTimes(named)
+        self.callbacks = [self.clock, *self.thread_times.callbacks]
         return self.callbacks
 
     # -- Train: one fit() per epoch (a resumed run can start mid-epoch); test set at epoch ends.
@@ -250,7 +255,9 @@ class Run:
                 "figures_skipped": activations.figures.skipped if activations.figures else 0,
                 "figure_cpu_ms_per_event": (activations.figures.cpu_ms_per_event()
                                             if activations.figures else None),
-                "summary_ms_per_event": activations.costs.per_event_ms()})
+                "summary_ms_per_event": activations.costs.per_event_ms(),
+                "median_step_ms": self.clock.median_step_ms(),
+                "training_thread_share": self.thread_times.shares(self.clock.seconds)})
         except Interrupted as stopped:
             step = int(model.optimizer.iterations.numpy())
             activations.close()

@@ -97,7 +97,8 @@ def main():
               "logged_layers": len(names),
               "examples_per_sec": clock.examples_per_sec(cfg.batch_size),
               "cpu_seconds_per_step": clock.cpu_seconds_per_step(),
-              "seconds_to_first_step": clock.first_step_at, "timed_steps": clock.steps}
+              "seconds_to_first_step": clock.first_step_at, "timed_steps": clock.steps,
+              "median_step_ms": clock.median_step_ms()}
     if summaries is not None:
         summaries.close()
         figures = summaries.figures

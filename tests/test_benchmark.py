@@ -17,7 +17,8 @@ def test_quick_benchmark_runs_every_measurement_and_prints_its_table(tmp_path):
                             capture_output=True, text=True, timeout=600, cwd=REPO_ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
-    assert "| shape | kind | ex/s | ratio to plain | CPU/step ratio | first step s | peak RSS GB |" in lines
+    assert ("| shape | kind | ex/s | ratio to plain | CPU/step ratio | median step ratio "
+            "| first step s | peak RSS GB |") in lines
     kinds = [line.split(" | ")[1] for line in lines if line.startswith("| MNIST, the app's CNN |")]
     assert sorted(kinds) == ["app", "app-no-gradients", "app-summaries-off", "callback",
                              "handwritten", "keras-tensorboard", "plain"]
@@ -37,13 +38,16 @@ def test_the_report_pairs_each_kind_with_the_plain_fit_of_its_repeat_and_says_on
                              Path("x"), Path("x"), result={
                                  "examples_per_sec": rate, "cpu_seconds_per_step": 64 / rate,
                                  "seconds_to_first_step": 5.0, "peak_rss": 1e9, "wall_seconds": 60.0,
-                                 **extra})
+                                 "median_step_ms": 64000 / rate, **extra})
     runs = []
     for repeat, drift in enumerate((1.0, 0.9, 1.1, 0.95, 1.05)):  # the machine's speed drifts
         runs += [measured("kinds", "mnist", "plain", repeat, 1000 * drift),
                  measured("kinds", "mnist", "callback", repeat, 990 * drift,
                           event_ms={"training_thread": 40.0, "moments": 15.0}, logged_layers=6),
-                 measured("kinds", "mnist", "handwritten", repeat, 950 * drift)]
+                 measured("kinds", "mnist", "handwritten", repeat, 950 * drift),
+                 measured("kinds", "mnist", "app", repeat, 900 * drift, training_thread_share={
+                     "activation summaries": 0.02 + 0.002 * repeat, "test subset": 0.012,
+                     "stop requests": 0.0001})]
     runs += [measured("whole", "cifar10-subset", "app", 0, 300, figures=(6, 6)),
              measured("whole", "cifar10-subset", "app-off", 0, 310),
              measured("cadence", "mnist", "every-25", 0, 900, figures=(13, 13))]
@@ -63,6 +67,8 @@ def test_the_report_pairs_each_kind_with_the_plain_fit_of_its_repeat_and_says_on
     assert "2 repeat(s) of every kind, interleaved" in (  # --repeats 2: every shape runs 2
         results.report(summary, dataclasses.replace(plan.FULL, repeats=2), info))
     assert "- mnist: callback / handwritten 1.042: callback is faster" in text
-    assert "| MNIST, the app's CNN | callback | 990 | 0.990 | 1.010 | 5.0 | 1.00 |" in text
+    assert "| MNIST, the app's CNN | callback | 990 | 0.990 | 1.010 | 1.010 | 5.0 | 1.00 |" in text
+    # The app's training thread, callback by callback (mean over repeats), shares under 0.05% left out.
+    assert "- mnist, app: 3.6% in all: activation summaries 2.4%, test subset 1.2%" in text
     assert "figures at every summary step, MNIST, 300 steps: --summary-every 25: 13 of 13" in text
     assert "whole process" in text and "figures at 6 of 6 summary steps" in text

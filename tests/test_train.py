@@ -128,6 +128,14 @@ def test_config_and_metrics_files(finished_run):
     assert metrics["steps"] == MAX_STEPS
     assert 0 <= metrics["test_accuracy"] <= 1 and math.isfinite(metrics["test_loss"])
     assert metrics["examples_per_sec"] > 0
+    # The app's own work on the training thread, callback by callback, as a share of the timed
+    # part of the run: the summaries log there (step 0 and more), nothing takes it all.
+    shares = metrics["training_thread_share"]
+    assert set(shares) == {"NaN guard", "activation summaries", "train curves and progress",
+                           "test subset", "checkpoints", "live flushes", "stop requests"}
+    assert shares["activation summaries"] > 0 and 0 < sum(shares.values()) < 1
+    mean_step_ms = 1000 * config["batch_size"] / metrics["examples_per_sec"]  # events included
+    assert 0 < metrics["median_step_ms"] < 3 * mean_step_ms  # a step's time, not a run's
     assert (run_dir / "checkpoint.keras").exists()
 
 

@@ -40,6 +40,8 @@ def summarise(runs):
                 "cpu_ms_per_step": stats.median_interval(
                     [1000 * r["cpu_seconds_per_step"] for r in results]),
                 "first_step_s": stats.median_interval([r["seconds_to_first_step"] for r in results]),
+                "step_ratio": _median_ratio(repeats, plain, paired, "median_step_ms"),
+                "thread_share": _mean_dicts([r.get("training_thread_share") for r in results]),
                 "peak_rss_gb": max(r["peak_rss"] for r in results) / GB,
                 "event_ms": _mean_dicts([r.get("event_ms") for r in results]),
                 "figure_ms": _mean([r.get("figure_ms") for r in results]),
@@ -68,6 +70,14 @@ def summarise(runs):
     return summary
 
 
+def _median_ratio(repeats, plain, paired, key):
+    """The median interval of `key`'s ratio to the plain fit's, repeat by repeat (None when a
+    run lacks it)."""
+    ratios = [repeats[r][key] / plain[r][key] for r in paired
+              if repeats[r].get(key) and plain[r].get(key)]
+    return stats.median_interval(ratios) if ratios else None
+
+
 def _mean(values):
     values = [v for v in values if v is not None]
     return sum(values) / len(values) if values else None
@@ -94,7 +104,7 @@ def _cpuinfo():
 
 def _ci(interval, fmt="{:.3f}"):
     median, low, high = interval
-    if low == high:
+    if fmt.format(low) == fmt.format(high):  # no spread at the precision shown
         return fmt.format(median)
     return f"{fmt.format(median)} ({fmt.format(low)}-{fmt.format(high)})"
 
@@ -111,12 +121,14 @@ def report(summary, plan, info):
              f"Keras {m['keras']}, Python {m['python']}; load average {info['load_before']:.2f} "
              f"before, {info['load_after']:.2f} after; {plan.repeats} repeat(s) of every kind{own}, "
              f"interleaved; medians with {stats.CONFIDENCE:.0%} bootstrap intervals", "",
-             "| shape | kind | ex/s | ratio to plain | CPU/step ratio | first step s | peak RSS GB |",
-             "|---|---|---:|---:|---:|---:|---:|"]
+             "| shape | kind | ex/s | ratio to plain | CPU/step ratio | median step ratio "
+             "| first step s | peak RSS GB |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
     for shape in [s.name for s in SHAPES if s.name in summary["kinds"]]:
         for kind, k in summary["kinds"][shape].items():
             lines.append(f"| {SHAPE_NAMES.get(shape, shape)} | {kind} | "
                          f"{k['examples_per_sec'][0]:.0f} | {_ci(k['ratio'])} | {_ci(k['cpu_ratio'])} "
+                         f"| {_ci(k['step_ratio']) if k['step_ratio'] else '-'} "
                          f"| {k['first_step_s'][0]:.1f} | {k['peak_rss_gb']:.2f} |")
     lines += ["", "kinds: " + "; ".join(f"**{kind}**: {text}" for kind, text in KINDS.items())]
     if summary["pairs"]:
@@ -136,6 +148,16 @@ def report(summary, plan, info):
                          f"ms on the training thread ({k['event_ms']['training_thread'] / (100 * step_ms):.1%} "
                          f"of 100 steps), moments {k['event_ms']['moments']:.0f} ms on their thread"
                          f"{figures}")
+    shares = [(shape, kind, k["thread_share"]) for shape, per_kind in summary["kinds"].items()
+              for kind, k in per_kind.items() if k["thread_share"]]
+    if shares:
+        lines += ["", "where the app's training thread goes, besides the steps (each callback's "
+                      "share of the timed window, mean over the repeats; the median step ratio "
+                      "above: how much slower an ordinary step ran, the other threads' share):"]
+        for shape, kind, share in shares:
+            parts = [f"{name} {value:.1%}" for name, value in share.items() if value >= 0.0005]
+            lines.append(f"- {shape}, {kind}: {sum(share.values()):.1%} in all"
+                         + (f": {', '.join(parts)}" if parts else ""))
     if "whole" in summary:
         w = summary["whole"]
         lines += ["", f"whole process, {plan.whole_steps}-step CIFAR-10-subset run, best of "
