@@ -1,6 +1,7 @@
 """The benchmark's results: each kind against the plain fit of the same repeat (medians with
 bootstrap intervals), the whole-process pairs, the figures at each cadence, and the Markdown
 report. It reads what the measured processes wrote; it measures nothing itself."""
+import math
 import os
 import platform
 from importlib.metadata import version
@@ -29,18 +30,16 @@ def summarise(runs):
         kinds[shape] = {}
         for kind, repeats in per_kind.items():
             paired = [r for r in repeats if r in plain]
-            ratio = [repeats[r]["examples_per_sec"] / plain[r]["examples_per_sec"] for r in paired]
-            cpu = [repeats[r]["cpu_seconds_per_step"] / plain[r]["cpu_seconds_per_step"] for r in paired]
             results = list(repeats.values())
             kinds[shape][kind] = {
                 "repeats": len(results),
                 "examples_per_sec": stats.median_interval([r["examples_per_sec"] for r in results]),
-                "ratio": stats.median_interval(ratio),
-                "cpu_ratio": stats.median_interval(cpu),
+                "ratio": _paired_ratio(repeats, plain, paired, "examples_per_sec"),
+                "cpu_ratio": _paired_ratio(repeats, plain, paired, "cpu_seconds_per_step"),
                 "cpu_ms_per_step": stats.median_interval(
                     [1000 * r["cpu_seconds_per_step"] for r in results]),
                 "first_step_s": stats.median_interval([r["seconds_to_first_step"] for r in results]),
-                "step_ratio": _median_ratio(repeats, plain, paired, "median_step_ms"),
+                "step_ratio": _paired_ratio(repeats, plain, paired, "median_step_ms"),
                 "thread_share": _mean_dicts([r.get("training_thread_share") for r in results]),
                 "peak_rss_gb": max(r["peak_rss"] for r in results) / GB,
                 "event_ms": _mean_dicts([r.get("event_ms") for r in results]),
@@ -70,12 +69,12 @@ def summarise(runs):
     return summary
 
 
-def _median_ratio(repeats, plain, paired, key):
-    """The median interval of `key`'s ratio to the plain fit's, repeat by repeat (None when a
-    run lacks it)."""
-    ratios = [repeats[r][key] / plain[r][key] for r in paired
-              if repeats[r].get(key) and plain[r].get(key)]
-    return stats.median_interval(ratios) if ratios else None
+def _paired_ratio(repeats, plain, paired, key):
+    """stats.median_interval of a kind's `key` over the plain fit's, repeat by repeat, over the
+    repeats where both have it (NaNs when none has)."""
+    return stats.median_interval([repeats[r][key] / plain[r][key] for r in paired
+                                  if repeats[r].get(key) is not None
+                                  and plain[r].get(key) is not None])
 
 
 def _mean(values):
@@ -128,7 +127,7 @@ def report(summary, plan, info):
         for kind, k in summary["kinds"][shape].items():
             lines.append(f"| {SHAPE_NAMES.get(shape, shape)} | {kind} | "
                          f"{k['examples_per_sec'][0]:.0f} | {_ci(k['ratio'])} | {_ci(k['cpu_ratio'])} "
-                         f"| {_ci(k['step_ratio']) if k['step_ratio'] else '-'} "
+                         f"| {'-' if math.isnan(k['step_ratio'][0]) else _ci(k['step_ratio'])} "
                          f"| {k['first_step_s'][0]:.1f} | {k['peak_rss_gb']:.2f} |")
     lines += ["", "kinds: " + "; ".join(f"**{kind}**: {text}" for kind, text in KINDS.items())]
     if summary["pairs"]:
