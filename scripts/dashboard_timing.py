@@ -1,13 +1,15 @@
 """How fast the Activations dashboard's routes answer through a real TensorBoard server, and the
 synthetic seed sweep to measure them on.
 
-    python scripts/dashboard_timing.py LOGDIR [--repeats 20]
+    python scripts/dashboard_timing.py LOGDIR [--repeats 20] [--think 5]
     python scripts/dashboard_timing.py --generate DIR --runs 100 --steps 100 [--no-timing]
 
 Starts `tensorboard --logdir LOGDIR` on a free port, waits until every run is loaded, then times
 each route as the page calls it (all runs selected), in the order a page asks them: each distinct
 request once cold (the first time the server sees it), then `--repeats` times warm; prints median
-and worst ms of both and the answer's size.
+and worst ms of both and the answer's size. Between opening the page and its first moves (another
+step, the gradients) it waits `--think` seconds, as a user looks at the page first (the dashboard
+reads finished runs' series ahead while nothing is asked); `--think 0` asks at once.
 
 `--generate DIR` first writes a seed sweep into DIR (which must not exist or be empty): runs
 `selu/seed0`, `relu/seed0`, `selu/seed1`, ... with `--steps` summary steps each, every layer's
@@ -219,7 +221,7 @@ def page_requests(answer, base):
     return runs, layers, gradient_runs, requests, path
 
 
-def time_routes(logdir, repeats, timeout, verbose=False):
+def time_routes(logdir, repeats, timeout, verbose=False, think=0.0):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -243,6 +245,7 @@ def time_routes(logdir, repeats, timeout, verbose=False):
             if gradient_runs:
                 later.append(("/distribution (gradients)", [
                     path("/distribution", layer=layer, kind="gradients", run=gradient_runs) for layer in layers]))
+            time.sleep(think)
             for name, paths in later:
                 cold[name] = [_timed(base + ROUTES + p) for p in paths]
             requests += later
@@ -252,7 +255,8 @@ def time_routes(logdir, repeats, timeout, verbose=False):
             for name, paths in requests:
                 warm[name] = [_timed(base + ROUTES + paths[i % len(paths)]) for i in range(repeats)]
             print(f"{logdir}: {len(runs)} runs, {len(layers)} layers, {len(steps)} steps a layer; "
-                  f"cold: each path's first request (nothing cached), warm: {repeats} requests after")
+                  f"cold: each path's first request (nothing cached), the page's moves {think:g} s after it "
+                  f"opened; warm: {repeats} requests after")
             print(f"{'route':30} {'cold median':>12} {'cold worst':>11} {'warm median':>12} "
                   f"{'warm worst':>11} {'bytes':>9}")
             for name, _ in requests:
@@ -287,6 +291,8 @@ def main():
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--no-timing", action="store_true", help="with --generate: only write the root")
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--think", type=float, default=5.0,
+                        help="seconds between opening the page and moving its step (default 5)")
     parser.add_argument("--timeout", type=float, default=180)
     parser.add_argument("--verbose", action="store_true", help="also print every cold request's ms")
     args = parser.parse_args()
@@ -301,7 +307,7 @@ def main():
         logdir = args.generate
         if args.no_timing:
             return
-    time_routes(logdir, args.repeats, args.timeout, args.verbose)
+    time_routes(logdir, args.repeats, args.timeout, args.verbose, args.think)
 
 
 if __name__ == "__main__":

@@ -60,9 +60,10 @@ def root(tmp_path_factory, compared_root):
     return logdir
 
 
-def _plugin(root, data_provider=None, flags=None):
+def _plugin(root, data_provider=None, flags=None, **options):
     """(plugin, multiplexer): the plugin over TensorBoard's own data provider for `root`, as
-    `tensorboard --load_fast=false` serves it; `data_provider` wraps the provider (a spy)."""
+    `tensorboard --load_fast=false` serves it; `data_provider` wraps the provider (a spy);
+    `options` go to the plugin."""
     from tensorboard.backend.event_processing import data_provider as tb_data_provider
     from tensorboard.backend.event_processing import plugin_event_multiplexer
     from tensorboard.plugins import base_plugin
@@ -73,7 +74,7 @@ def _plugin(root, data_provider=None, flags=None):
     provider = tb_data_provider.MultiplexerDataProvider(multiplexer, str(root))
     context = base_plugin.TBContext(data_provider=data_provider(provider) if data_provider else provider,
                                     logdir=str(root), flags=flags)
-    return ActivationsPlugin(context), multiplexer
+    return ActivationsPlugin(context, **options), multiplexer
 
 
 def _client(plugin):
@@ -338,6 +339,20 @@ def test_compact_encoding_decodes_to_the_same_buckets_bit_for_bit(edges, counts)
     assert np.array_equal(decode_histogram(json.loads(json.dumps(encoded))), histogram)
 
 
+def test_trajectory_points_are_kept_out_of_the_garbage_collectors_lists():
+    import gc
+
+    from avh.dashboard.series import ScalarSeries
+
+    datum = SimpleNamespace
+    means = ScalarSeries([datum(step=s, value=0.1 * s) for s in range(100)])
+    stds = ScalarSeries([datum(step=s, value=1.0 + 0.01 * s) for s in range(0, 100, 2)])
+    points = means.joined(stds)
+    assert points == [(s, means.at(s), stds.at(s)) for s in range(0, 100, 2)]
+    gc.collect()  # a 100-run sweep keeps ~10,000 such points a layer: a full collection skips them
+    assert not any(gc.is_tracked(point) for point in points)
+
+
 @pytest.mark.parametrize("histogram", [
     UNEVEN,                                                                          # uneven edges
     np.stack([np.linspace(0, 1, 6)[:-1] + [0, 0, 1e-9, 0, 0], np.linspace(0, 1, 6)[1:], np.ones(5)], axis=1),
@@ -426,7 +441,8 @@ def test_cache_reads_only_grown_runs_again_and_serves_their_new_steps(tmp_path):
     still.close()
     growing.flush()
     spies = []
-    plugin, multiplexer = _plugin(root, data_provider=lambda p: spies.append(SpyProvider(p)) or spies[-1])
+    plugin, multiplexer = _plugin(root, data_provider=lambda p: spies.append(SpyProvider(p)) or spies[-1],
+                                  prefetch_idle=None)  # only the requests' reads
     spy, runs = spies[0], ["relu/seed0", "selu/seed0"]
 
     def ask():
@@ -456,6 +472,91 @@ def test_cache_reads_only_grown_runs_again_and_serves_their_new_steps(tmp_path):
     assert {r["run"]: r["step"] for r in depth["runs"]} == {"relu/seed0": 20, "selu/seed0": 40}
     assert np.float32(depth["runs"][1]["backward"][1]) == dict(logged["gradient_stats/2_conv2/std"])[40]
     growing.close()
+
+
+def _live_root(root):
+    """A finished run (relu/seed0, metrics.json written) and one still being written (selu/seed0),
+    3 summary steps each (0, 10, 20)."""
+    done = timing.SweepRun(root, "relu", 0, steps=3, start_time=1000.0)
+    live = timing.SweepRun(root, "selu", 0, steps=3, start_time=1000.0)
+    for k in range(3):
+        done.write(k)
+        live.write(k)
+    done.close()
+    live.flush()
+    return live
+
+
+def test_finished_runs_are_read_ahead_when_the_server_is_idle_and_live_runs_never(tmp_path):
+    from avh.dashboard.cache import ALL_SAMPLES
+
+    live = _live_root(tmp_path)
+    spies = []
+    plugin, _ = _plugin(tmp_path, data_provider=lambda p: spies.append(SpyProvider(p)) or spies[-1],
+                        prefetch_idle=0.05)
+    spy, runs = spies[0], ["relu/seed0", "selu/seed0"]
+    plugin.distribution_impl(_ctx(), "", "2_conv2", runs=runs)  # the last step: newest data only
+    plugin.depth_impl(_ctx(), "", runs=runs)
+    opened = len(spy.reads)
+    assert plugin._cache.settle(timeout=30)
+    ahead = spy.reads[opened:]
+    assert ahead and all(r == ("relu/seed0",) and n == ALL_SAMPLES for _, r, _, n in ahead)
+    read_ahead = {tag for _, _, tags, _ in ahead for tag in tags}
+    assert "activations/2_conv2" in read_ahead and "activation_stats/6_logits/std" in read_ahead
+
+    settled = len(spy.reads)
+    middle = (plugin.distribution_impl(_ctx(), "", "2_conv2", step=10, runs=runs),
+              plugin.depth_impl(_ctx(), "", step=10, runs=runs))
+    moved = spy.reads[settled:]
+    assert moved and all(r == ("selu/seed0",) for _, r, _, _ in moved)  # the finished run: cached
+    plain, _ = _plugin(tmp_path, prefetch_idle=None)
+    assert middle == (plain.distribution_impl(_ctx(), "", "2_conv2", step=10, runs=runs),
+                      plain.depth_impl(_ctx(), "", step=10, runs=runs))
+    assert middle[0]["runs"][0]["step"] == 10 and middle[1]["runs"][0]["step"] == 10
+    live.close()
+
+
+def test_a_request_waits_for_the_read_ahead_it_needs_instead_of_reading_again(tmp_path):
+    import threading
+
+    live = _live_root(tmp_path)
+    started, release = threading.Event(), threading.Event()
+
+    class Held(SpyProvider):
+        """Holds the background's reads until released."""
+
+        def __getattr__(self, name):
+            attribute = super().__getattr__(name)
+            if not name.startswith("read_") or threading.current_thread().name != "avh-dashboard-ahead":
+                return attribute
+
+            def held(*args, **kwargs):
+                started.set()
+                assert release.wait(30)
+                return attribute(*args, **kwargs)
+            return held
+
+    spies = []
+    plugin, _ = _plugin(tmp_path, data_provider=lambda p: spies.append(Held(p)) or spies[-1],
+                        prefetch_idle=0.0)
+    spy, tag = spies[0], "activations/2_conv2"
+    plugin.distribution_impl(_ctx(), "", "2_conv2", runs=["relu/seed0"])
+    assert started.wait(30)  # the background is reading relu/seed0's histograms in full
+    answers = []
+    moving = threading.Thread(target=lambda: answers.append(
+        plugin.distribution_impl(_ctx(), "", "2_conv2", step=10, runs=["relu/seed0"])))
+    moving.start()
+    moving.join(0.3)
+    assert moving.is_alive()  # waiting for the background's read
+    release.set()
+    moving.join(30)
+    full_reads = [r for r in spy.reads if tag in r[2] and r[3] != 1]
+    assert len(full_reads) == 1
+    (run,) = answers[0]["runs"]
+    logged = read_events(tmp_path / "relu" / "seed0")
+    assert run["step"] == 10 and np.array_equal(decode_histogram(run["histogram"]),
+                                                dict(logged[tag])[10])
+    live.close()
 
 
 def test_settings_give_tensorboards_reload_interval(sweep):
