@@ -69,6 +69,41 @@ def test_keras_docs_convnet_gets_every_activation_layer_every_n_steps(tmp_path):
     assert float(zeros) == pytest.approx((out <= 0).mean(), abs=1e-6)
 
 
+def test_step_0_is_the_initial_weights_and_training_goes_on_from_its_own(tmp_path):
+    """Step 0 is logged after the first step, from the initial weights put back for it (batch
+    norm's moving statistics too); the fit then goes on exactly as it would without the callback."""
+    def model():
+        keras.utils.set_random_seed(4)
+        inputs = keras.Input(shape=(6,))
+        x = keras.layers.Dense(12, name="d1")(inputs)
+        x = keras.layers.BatchNormalization(name="bn")(x)
+        x = keras.layers.Activation("selu", name="act")(x)
+        return keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="out")(x))
+
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(48, 6)).astype("float32"), rng.integers(0, 3, 48)
+    plain = model()
+    initial = plain.get_weights()
+    plain.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    plain.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0)
+
+    probed = model()
+    probed.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    summaries = ActivationSummaries(x[:16], log_dir=tmp_path, every=4, layers=["act"])
+    probed.fit(x, y, epochs=2, batch_size=8, shuffle=False, callbacks=[summaries], verbose=0)
+    for trained, expected in zip(probed.get_weights(), plain.get_weights()):
+        np.testing.assert_allclose(trained, expected, rtol=1e-6, atol=1e-7)
+
+    at_init = model()
+    at_init.set_weights(initial)
+    out = keras.Model(at_init.inputs, at_init.get_layer("act").output)(x[:16], training=False).numpy()
+    events = read_events(tmp_path)
+    (step, mean), = events[STAT_TAG.format(layer="act", stat="mean")][:1]
+    (_, std), = events[STAT_TAG.format(layer="act", stat="std")][:1]
+    assert step == 0
+    assert float(mean) == pytest.approx(out.mean(), abs=1e-6) and float(std) == pytest.approx(out.std(), rel=1e-5)
+
+
 @pytest.mark.slow
 def test_mobilenet_v3_small_gets_its_activations_logged(tmp_path):
     rng = np.random.default_rng(1)
