@@ -442,7 +442,7 @@ def test_cache_reads_only_grown_runs_again_and_serves_their_new_steps(tmp_path):
     growing.flush()
     spies = []
     plugin, multiplexer = _plugin(root, data_provider=lambda p: spies.append(SpyProvider(p)) or spies[-1],
-                                  prefetch_idle=None)  # only the requests' reads
+                                  read_ahead_idle=None)  # only the requests' reads
     spy, runs = spies[0], ["relu/seed0", "selu/seed0"]
 
     def ask():
@@ -493,7 +493,7 @@ def test_finished_runs_are_read_ahead_when_the_server_is_idle_and_live_runs_neve
     live = _live_root(tmp_path)
     spies = []
     plugin, _ = _plugin(tmp_path, data_provider=lambda p: spies.append(SpyProvider(p)) or spies[-1],
-                        prefetch_idle=0.05)
+                        read_ahead_idle=0.05)
     spy, runs = spies[0], ["relu/seed0", "selu/seed0"]
     plugin.distribution_impl(_ctx(), "", "2_conv2", runs=runs)  # the last step: newest data only
     plugin.depth_impl(_ctx(), "", runs=runs)
@@ -509,7 +509,7 @@ def test_finished_runs_are_read_ahead_when_the_server_is_idle_and_live_runs_neve
               plugin.depth_impl(_ctx(), "", step=10, runs=runs))
     moved = spy.reads[settled:]
     assert moved and all(r == ("selu/seed0",) for _, r, _, _ in moved)  # the finished run: cached
-    plain, _ = _plugin(tmp_path, prefetch_idle=None)
+    plain, _ = _plugin(tmp_path, read_ahead_idle=None)
     assert middle == (plain.distribution_impl(_ctx(), "", "2_conv2", step=10, runs=runs),
                       plain.depth_impl(_ctx(), "", step=10, runs=runs))
     assert middle[0]["runs"][0]["step"] == 10 and middle[1]["runs"][0]["step"] == 10
@@ -538,7 +538,7 @@ def test_a_request_waits_for_the_read_ahead_it_needs_instead_of_reading_again(tm
 
     spies = []
     plugin, _ = _plugin(tmp_path, data_provider=lambda p: spies.append(Held(p)) or spies[-1],
-                        prefetch_idle=0.0)
+                        read_ahead_idle=0.0)
     spy, tag = spies[0], "activations/2_conv2"
     plugin.distribution_impl(_ctx(), "", "2_conv2", runs=["relu/seed0"])
     assert started.wait(30)  # the background is reading relu/seed0's histograms in full

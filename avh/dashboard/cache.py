@@ -13,7 +13,7 @@ the client's delayed TCP acknowledgement), so the calls of one request are made 
 threads: all listings, then all reads.
 
 A series served newest-only whose run will not change (`settled(run)`: a finished run) is read in
-full in the background once no request has come for `prefetch_idle` seconds, so that the first
+full in the background once no request has come for `read_ahead_idle` seconds, so that the first
 move of the step slider finds it here: on a sweep of 100 runs a full read of one histogram tag
 takes ~0.5 s (most of it TensorBoard converting 10,000 tensors), which the page would otherwise
 wait for. One background read at a time, of at most READ_CHUNK_RUNS runs, the series served last
@@ -38,7 +38,7 @@ ALL_SAMPLES = 1_000_000
 DEFAULT_MAX_BYTES = 256 << 20  # ~100 runs x 12 histogram tags x 500 steps of 80 buckets
 READ_CHUNK_RUNS = 25           # a read of more runs is split, the parts made at once
 THREADS = 4
-PREFETCH_IDLE_SECONDS = 0.5    # the background reads ahead only after this long without a request
+READ_AHEAD_IDLE_SECONDS = 0.5    # the background reads ahead only after this long without a request
 
 
 class Query(NamedTuple):
@@ -70,10 +70,10 @@ class _Ahead(NamedTuple):
 class SeriesCache:
     """Converted series of one data provider, least recently used dropped beyond `max_bytes`.
     `settled(run)` says a run will not change (its series are read ahead, see above);
-    `prefetch_idle` None: never read ahead."""
+    `read_ahead_idle` None: never read ahead."""
 
     def __init__(self, data_provider, max_bytes=DEFAULT_MAX_BYTES, settled=None,
-                 prefetch_idle=PREFETCH_IDLE_SECONDS):
+                 read_ahead_idle=READ_AHEAD_IDLE_SECONDS):
         self._data = data_provider
         self._max_bytes = max_bytes
         self._entries = collections.OrderedDict()  # (eid, plugin, run, tag) -> Entry
@@ -81,8 +81,8 @@ class SeriesCache:
         self._lock = threading.RLock()
         self._pool = None
         self.reads = 0  # read calls made, for tests and timing
-        self._settled = settled if prefetch_idle is not None else None
-        self._prefetch_idle = prefetch_idle
+        self._settled = settled if read_ahead_idle is not None else None
+        self._read_ahead_idle = read_ahead_idle
         self._changed = threading.Condition(self._lock)  # a request began or ended, work came
         self._requests = 0                               # requests being answered
         self._idle_since = time.monotonic()
@@ -193,7 +193,7 @@ class SeriesCache:
 
     def _work_ahead(self):
         """The background: reads what is queued, each read once no request came for
-        prefetch_idle seconds; ends when nothing is left (the next read ahead starts another)."""
+        read_ahead_idle seconds; ends when nothing is left (the next read ahead starts another)."""
         while True:
             with self._changed:
                 while True:
@@ -201,10 +201,10 @@ class SeriesCache:
                         self._worker = None
                         return
                     quiet = time.monotonic() - self._idle_since
-                    if not self._requests and quiet >= self._prefetch_idle:
+                    if not self._requests and quiet >= self._read_ahead_idle:
                         break
                     # A request's end wakes this; without one, the quiet time left.
-                    self._changed.wait(None if self._requests else max(self._prefetch_idle - quiet, 0.01))
+                    self._changed.wait(None if self._requests else max(self._read_ahead_idle - quiet, 0.01))
                 job = self._ahead.popleft()
                 keys = {key: listing for key, listing in job.keys.items()
                         if not self._complete(key, (listing.max_step, listing.max_wall_time))}

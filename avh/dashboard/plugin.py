@@ -22,7 +22,7 @@ from tensorboard.util import tb_logging
 
 from avh import palette
 from avh.dashboard import runs as run_info
-from avh.dashboard.cache import PREFETCH_IDLE_SECONDS, Query, SeriesCache
+from avh.dashboard.cache import READ_AHEAD_IDLE_SECONDS, Query, SeriesCache
 from avh.dashboard.series import decode_histogram, finite
 from avh.tags import METRICS_FILE
 
@@ -73,14 +73,14 @@ class ActivationsPlugin(base_plugin.TBPlugin):
 
     plugin_name = PLUGIN_NAME
 
-    def __init__(self, context, prefetch_idle=PREFETCH_IDLE_SECONDS):
-        """`prefetch_idle`: how long without a request before finished runs' series are read
+    def __init__(self, context, read_ahead_idle=READ_AHEAD_IDLE_SECONDS):
+        """`read_ahead_idle`: how long without a request before finished runs' series are read
         ahead in the background (None: never; see avh.dashboard.cache)."""
         self._data = context.data_provider
         self._flags = getattr(context, "flags", None)
         self._configs = run_info.ConfigCache(context.logdir)
         self._cache = SeriesCache(self._data, settled=lambda run: bool(self._finished(run)),
-                                  prefetch_idle=prefetch_idle)
+                                  read_ahead_idle=read_ahead_idle)
         self._layers_seen = frozenset()  # the layers /runs found last time
 
     def get_plugin_apps(self):
