@@ -431,15 +431,22 @@ class SpyProvider:
         return read
 
 
+def _live_root(root, planned=3):
+    """A finished run (relu/seed0, metrics.json written) and one still being written (selu/seed0,
+    returned), 3 summary steps each (0, 10, 20) of `planned`."""
+    done = timing.SweepRun(root, "relu", 0, steps=planned, start_time=1000.0)
+    live = timing.SweepRun(root, "selu", 0, steps=planned, start_time=1000.0)
+    for k in range(3):
+        done.write(k)
+        live.write(k)
+    done.close()
+    live.flush()
+    return live
+
+
 def test_cache_reads_only_grown_runs_again_and_serves_their_new_steps(tmp_path):
     root = tmp_path / "live"
-    still = timing.SweepRun(root, "relu", 0, steps=10, start_time=1000.0)
-    growing = timing.SweepRun(root, "selu", 0, steps=10, start_time=1000.0)
-    for k in range(3):
-        still.write(k)
-        growing.write(k)
-    still.close()
-    growing.flush()
+    growing = _live_root(root, planned=10)
     spies = []
     plugin, multiplexer = _plugin(root, data_provider=lambda p: spies.append(SpyProvider(p)) or spies[-1],
                                   read_ahead_idle=None)  # only the requests' reads
@@ -472,19 +479,6 @@ def test_cache_reads_only_grown_runs_again_and_serves_their_new_steps(tmp_path):
     assert {r["run"]: r["step"] for r in depth["runs"]} == {"relu/seed0": 20, "selu/seed0": 40}
     assert np.float32(depth["runs"][1]["backward"][1]) == dict(logged["gradient_stats/2_conv2/std"])[40]
     growing.close()
-
-
-def _live_root(root):
-    """A finished run (relu/seed0, metrics.json written) and one still being written (selu/seed0),
-    3 summary steps each (0, 10, 20)."""
-    done = timing.SweepRun(root, "relu", 0, steps=3, start_time=1000.0)
-    live = timing.SweepRun(root, "selu", 0, steps=3, start_time=1000.0)
-    for k in range(3):
-        done.write(k)
-        live.write(k)
-    done.close()
-    live.flush()
-    return live
 
 
 def test_finished_runs_are_read_ahead_when_the_server_is_idle_and_live_runs_never(tmp_path):
