@@ -298,6 +298,8 @@ def main():
     args = parser.parse_args()
     if bool(args.logdir) == bool(args.generate):
         parser.error("give a LOGDIR to time, or --generate DIR")
+    if not args.think >= 0:
+        parser.error(f"--think must be 0 or more seconds, not {args.think:g}")
     logdir = args.logdir
     if args.generate:
         started = time.perf_counter()
