@@ -165,25 +165,18 @@ class SeriesCache:
                     del stale[run]
 
     def _read_ahead(self, ctx, experiment_id, q, listed, newest_only):
-        """Queues full reads of the settled runs' series this query served newest-only: as a
-        request's reads, one per set of tags, in parts of READ_CHUNK_RUNS runs."""
-        tags_of = {}
+        """Queues full reads of the settled runs' series this query served newest-only, in the
+        parts a request would read them in (`_read_jobs`)."""
+        planned = {}
         with self._lock:
             for run, tag in sorted(newest_only):
                 key = (experiment_id, q.plugin_name, run, tag)
                 if key not in self._planned and self._settled(run):
                     self._planned.add(key)
-                    tags_of.setdefault(run, []).append(tag)
-            by_tags, jobs = {}, []
-            for run, tags in tags_of.items():
-                by_tags.setdefault(tuple(tags), []).append(run)
-            for tags, runs in by_tags.items():
-                for start in range(0, len(runs), READ_CHUNK_RUNS):
-                    part = runs[start:start + READ_CHUNK_RUNS]
-                    keys = {(experiment_id, q.plugin_name, run, tag): listed[run][tag]
-                            for run in part for tag in tags}
-                    jobs.append(_Ahead(ctx, experiment_id, Query(q.kind, q.plugin_name, part, list(tags)),
-                                       keys, threading.Event()))
+                    planned.setdefault(run, set()).add(tag)
+            jobs = [_Ahead(ctx, experiment_id, q, {(experiment_id, q.plugin_name, run, tag): listed[run][tag]
+                                                   for run in runs for tag in tags}, threading.Event())
+                    for _, runs, tags, *_ in self._read_jobs(q, planned, listed, None, None)]
             self._ahead.extendleft(reversed(jobs))  # what was shown last is read first
             if jobs and self._worker is None:
                 self._worker = threading.Thread(target=self._work_ahead, name="avh-dashboard-ahead",
@@ -207,7 +200,8 @@ class SeriesCache:
                     self._changed.wait(None if self._requests else max(self._read_ahead_idle - quiet, 0.01))
                 job = self._ahead.popleft()
                 keys = {key: listing for key, listing in job.keys.items()
-                        if not self._complete(key, (listing.max_step, listing.max_wall_time))}
+                        if not getattr(self._get(key, (listing.max_step, listing.max_wall_time)),
+                                       "complete", False)}
                 self._planned.difference_update(set(job.keys) - set(keys))
                 if not keys:
                     self._changed.notify_all()
@@ -221,7 +215,8 @@ class SeriesCache:
                 runs = sorted(listed)
                 tags = sorted({tag for by_tag in listed.values() for tag in by_tag})
                 self._read_job(job.ctx, job.experiment_id,
-                               (job.query, runs, tags, listed, {run: {} for run in runs}, set()))
+                               (job.query._replace(last_only=False), runs, tags, listed,
+                                {run: {} for run in runs}, set()))
             except Exception:  # a failed read ahead costs nothing: a request reads it itself
                 tb_logging.get_logger().debug("activations dashboard: a read ahead failed", exc_info=True)
             finally:
@@ -242,10 +237,6 @@ class SeriesCache:
                     return False
                 self._changed.wait(left)
         return True
-
-    def _complete(self, key, version):
-        entry = self._entries.get(key)
-        return entry is not None and entry.complete and entry.version == version
 
     def _read_jobs(self, q, stale, listed, result, newest_only):
         """The reads that bring a query's stale series: one per set of tags (usually one: a
