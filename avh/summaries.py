@@ -6,7 +6,9 @@ It reads the model and writes TensorBoard events; it never changes the model or 
 """
 import contextlib
 import dataclasses
+import math
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -151,7 +153,7 @@ class ActivationSummaries(StepCallback):
             # summaries. A model Keras has not built yet is built here (see _prepare).
             if self._probed_model is None:
                 self._prepare(self.model)
-            self._initial_weights = self.model.get_weights()
+            self._initial_weights = _SavedWeights(self.model.weights)
 
     def on_step_end(self, step):
         self._log_initial_state()
@@ -318,12 +320,15 @@ class ActivationSummaries(StepCallback):
         later, on the drawing thread); the current weights are put back at once."""
         if self._initial_weights is None:
             return
-        values, self._initial_weights = self._initial_weights, None
-        _swap(self.model.weights, values)  # values now holds the current weights
+        initial, self._initial_weights = self._initial_weights, None
+        trained = _SavedWeights(self.model.weights)  # the weights after the first step
         try:
+            initial.restore()
             self.log(0, figures=False)
         finally:
-            _swap(self.model.weights, values)
+            trained.restore()
+            trained.close()
+            initial.close()
         self._step0_figures = self._figure_data
 
     def _submit_step0_figures(self):
@@ -496,14 +501,47 @@ class ActivationSummaries(StepCallback):
         return feeds
 
 
-def _swap(variables, values):
-    """Puts `values` (numpy arrays) into `variables` and the variables' values into `values`, one
-    variable at a time: a second copy of all the weights never exists (ResNet50V2's 94 MB held
-    twice was most of the callback's peak memory above a plain fit)."""
-    for i, variable in enumerate(variables):
-        value = variable.numpy()
-        variable.assign(values[i])
-        values[i] = value
+class _SavedWeights:
+    """The variables' values now, to put back later (`restore`): the initial weights until step 0
+    is logged after the first step, and the current ones while it is.
+
+    They wait in an anonymous temporary file (gone when closed, or when the process ends), not in
+    the process's memory: held there during the first step, ResNet50V2's 94 MB were most of the
+    callback's peak memory above a plain fit. Written and read back a variable at a time, so no
+    second copy of all the weights is ever in memory. The file is in tempfile's directory
+    ($TMPDIR; where /tmp is in memory, tmpfs, point it at a disk). If it cannot be written (a full
+    disk), the values are kept in memory instead.
+    """
+
+    def __init__(self, variables):
+        self._variables = list(variables)
+        self._file, self._kept, self._layout = None, None, []  # layout: (dtype, shape) each
+        try:
+            self._file = tempfile.TemporaryFile(prefix="avh-weights-")
+            for variable in self._variables:
+                value = variable.numpy()
+                self._layout.append((value.dtype, value.shape))
+                value.tofile(self._file)
+        except OSError:
+            if self._file is not None:
+                self._file.close()
+            self._file, self._kept = None, [variable.numpy() for variable in self._variables]
+
+    def restore(self):
+        """Put the saved values back into the variables (reads only: the file can be read again)."""
+        if self._file is not None:
+            self._file.seek(0)
+        for i, variable in enumerate(self._variables):
+            if self._file is None:
+                variable.assign(self._kept[i])
+                continue
+            dtype, shape = self._layout[i]
+            variable.assign(np.fromfile(self._file, dtype, math.prod(shape)).reshape(shape))
+
+    def close(self):
+        if self._file is not None:
+            self._file.close()
+        self._file, self._kept = None, None
 
 
 __all__ = ["ActivationSummaries"]

@@ -8,7 +8,11 @@ Pure numpy/scipy, so the report script and tests can use it: no TensorFlow or Ke
 import math
 
 import numpy as np
-from scipy import integrate, optimize, special
+from scipy import special
+
+# scipy.integrate and scipy.optimize are imported where they are used, by GELU's second moment and
+# the fixed point only: loading them costs ~25 MB of a process's memory, which a run that logs
+# ReLU or SELU layers' moments would otherwise carry for nothing (avh.moments imports this module).
 
 # SELU's constants: the solution of g(0, 1) = (0, 1) for omega = 0, tau = 1 (paper Eq. 8-9),
 # to the digits Keras and PyTorch use.
@@ -135,6 +139,8 @@ def _gelu_second_moment(m, v):
         z = m + s * u
         return (z * special.ndtr(z)) ** 2 * math.exp(-0.5 * u * u) / _SQRT2PI
 
+    from scipy import integrate  # see the imports
+
     # GELU bends within a few units of z = 0: tell quad where that is when var_z is large.
     bend = sorted(u for u in ((-3.0 - m) / s, -m / s, (3.0 - m) / s) if -12.0 < u < 12.0)
     value, _ = integrate.quad(integrand, -12.0, 12.0, points=bend or None, limit=200,
@@ -211,6 +217,8 @@ def fixed_point(omega=0.0, tau=1.0, activation="selu", start=(0.0, 1.0), iterati
             point = new
             if converged:
                 break
+    from scipy import optimize  # see the imports
+
     try:
         solution = optimize.root(
             lambda p: np.array(moment_map(p[0], abs(p[1]), omega, tau, activation)) - p, point,

@@ -1,5 +1,7 @@
 """ActivationSummaries on models this project did not write: each gets its histograms and stats,
 read back from the event files; bad input gets a clear error."""
+import tempfile
+
 import numpy as np
 import pytest
 
@@ -10,6 +12,7 @@ tf, keras = import_tensorflow()
 from avh.events import read_events  # noqa: E402
 from avh.steps import overrides_batch_end  # noqa: E402
 from avh.signal import HISTOGRAM_BUCKETS, histogram_buckets  # noqa: E402
+import avh.summaries  # noqa: E402
 from avh.summaries import ActivationSummaries  # noqa: E402
 from avh.tags import (HISTOGRAM_TAG, MOMENT_MAP_TAG, MOMENT_STATS, MOMENT_TAG, PLOT_TAG,  # noqa: E402
                       STAT_TAG, STATS)
@@ -69,9 +72,22 @@ def test_keras_docs_convnet_gets_every_activation_layer_every_n_steps(tmp_path):
     assert float(zeros) == pytest.approx((out <= 0).mean(), abs=1e-6)
 
 
-def test_step_0_is_the_initial_weights_and_training_goes_on_from_its_own(tmp_path):
+@pytest.mark.parametrize("kept_in", ["a temporary file", "memory"])
+def test_step_0_is_the_initial_weights_and_training_goes_on_from_its_own(tmp_path, monkeypatch,
+                                                                         kept_in):
     """Step 0 is logged after the first step, from the initial weights put back for it (batch
-    norm's moving statistics too); the fit then goes on exactly as it would without the callback."""
+    norm's moving statistics too); the fit then goes on exactly as it would without the callback.
+    The weights put aside wait in temporary files, or in memory if none can be written."""
+    files = []
+
+    def temporary_file(**options):
+        if kept_in == "memory":
+            raise OSError(28, "No space left on device")
+        files.append(real_temporary_file(**options))
+        return files[-1]
+    real_temporary_file = tempfile.TemporaryFile
+    monkeypatch.setattr(avh.summaries.tempfile, "TemporaryFile", temporary_file)
+
     def model():
         keras.utils.set_random_seed(4)
         inputs = keras.Input(shape=(6,))
@@ -91,6 +107,8 @@ def test_step_0_is_the_initial_weights_and_training_goes_on_from_its_own(tmp_pat
     probed.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     summaries = ActivationSummaries(x[:16], log_dir=tmp_path, every=4, layers=["act"])
     probed.fit(x, y, epochs=2, batch_size=8, shuffle=False, callbacks=[summaries], verbose=0)
+    if kept_in == "a temporary file":  # the initial weights, the trained ones during step 0
+        assert len(files) == 2 and all(file.closed for file in files)
     for trained, expected in zip(probed.get_weights(), plain.get_weights()):
         np.testing.assert_allclose(trained, expected, rtol=1e-6, atol=1e-7)
 

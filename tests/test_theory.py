@@ -202,3 +202,16 @@ def test_theory_modules_load_without_tensorflow():
             "sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent.parent)
     assert result.returncode == 0
+
+
+def test_scipy_integrate_and_optimize_load_only_when_gelu_or_the_fixed_point_needs_them():
+    """They hold ~25 MB of a training process's memory: logging ReLU or SELU moments needs neither."""
+    import subprocess
+    import sys
+    code = ("import sys, avh.theory as t; loaded = lambda: {m for m in ('scipy.integrate', "
+            "'scipy.optimize') if m in sys.modules}; t.selu_moments(0.1, 1.2); "
+            "t.relu_moments(0.1, 1.2); before = loaded(); t.gelu_moments(0.1, 1.2); "
+            "t.fixed_point(); print(sorted(before), sorted(loaded()))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent.parent,
+                            capture_output=True, text=True, check=True)
+    assert result.stdout.split("\n")[0] == "[] ['scipy.integrate', 'scipy.optimize']"

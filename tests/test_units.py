@@ -130,8 +130,8 @@ def test_figures_are_skipped_when_drawing_would_exceed_their_share_of_the_time()
     busy.submit(0, at=0.0, wait=True)  # the first: drawn, not metered (it builds the figures)
     busy.submit(100, at=1.0)       # nothing metered yet: drawn (50 ms spent)
     busy.submit(200, at=2.4)       # 50 + 50 ms > 2% of 2.4 s: skipped
-    busy.submit(300, at=5.1)       # 100 ms <= 2% of 5.1 s: drawn
-    busy.submit(400, at=5.2, wait=True)  # the last step: drawn whatever the budget
+    busy.submit(300, at=6.0)       # 100 ms (and the call's own few ms) <= 2% of 6 s: drawn
+    busy.submit(400, at=6.1, wait=True)  # the last step: drawn whatever the budget
     busy.renderer.close()
     assert busy.drawn == [0, 100, 300, 400]
     assert busy.renderer.skipped == 1
