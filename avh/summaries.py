@@ -205,7 +205,8 @@ class ActivationSummaries(StepCallback):
         records, layer_moments = [], {}
         self._figure_data = {}
         for tag, entry in result["layers"].items():
-            records.append(summary_values.histogram(HISTOGRAM_TAG.format(layer=tag), entry["histogram"]))
+            records.append(summary_values.histogram(HISTOGRAM_TAG.format(layer=tag),
+                                                    signal.histogram_buckets(entry["histogram"])))
             records += [summary_values.scalar(STAT_TAG.format(layer=tag, stat=stat), entry["stats"][stat])
                         for stat in STATS]
             if "figure" in entry:
@@ -234,7 +235,8 @@ class ActivationSummaries(StepCallback):
     def _gradient_records(gradients, first):
         records = []
         for tag, entry in gradients["layers"].items():
-            records.append(summary_values.histogram(GRADIENT_TAG.format(layer=tag), entry["histogram"]))
+            records.append(summary_values.histogram(GRADIENT_TAG.format(layer=tag),
+                                                    signal.histogram_buckets(entry["histogram"])))
             records += [summary_values.scalar(GRADIENT_STAT_TAG.format(layer=tag, stat=stat),
                                               entry["stats"][stat]) for stat in GRADIENT_STATS]
         for tag, entry in gradients["kernels"].items():
@@ -413,7 +415,7 @@ class ActivationSummaries(StepCallback):
         for tag, output in zip(tags, outputs):
             values = tf.reshape(tf.cast(output, tf.float32), [-1])  # logs stay float32
             stats = signal.layer_stats(values)
-            entry = {"histogram": signal.histogram_buckets(values), "stats": stats}
+            entry = {"histogram": signal.histogram_parts(values), "stats": stats}
             if tag in self.figure_layers:
                 # Binned on the fixed axes every run shares (avh.figure_rules).
                 entry["figure"] = {"first_example": tf.cast(output[0], tf.float32),
@@ -453,7 +455,7 @@ class ActivationSummaries(StepCallback):
         result = {"layers": {}, "kernels": {}}
         for tag, gradient in zip(tags, gradients[:len(tags)]):
             values = tf.reshape(tf.cast(gradient, tf.float32), [-1]) / unscale
-            result["layers"][tag] = {"histogram": signal.histogram_buckets(values),
+            result["layers"][tag] = {"histogram": signal.histogram_parts(values),
                                      "stats": signal.gradient_stats(values)}
         for (tag, kernel), gradient in zip(kernels.items(), gradients[len(tags):]):
             weights, previous = tf.cast(kernel, tf.float32), self._previous_kernels[id(kernel)]

@@ -46,7 +46,7 @@ PROBE_VALUES = 128 * 1024  # values in one layer's output on the probe batch: a 
 
 def _histogram(noise, spread, zero_share=0.0, centre=0.0, relu=False):
     """[BUCKETS, 3] float64 (left, right, count) with uniform edges from the smallest value to
-    the largest, as avh.summaries.histogram_buckets makes them. `relu`: max(0, N(0, spread)), so
+    the largest, as avh.signal.histogram_buckets makes them. `relu`: max(0, N(0, spread)), so
     `zero_share` of the values are 0 and the rest half-normal; else N(centre, spread) with
     `zero_share` of the values exactly 0 (gradients through units that were off)."""
     import numpy as np

@@ -11,7 +11,7 @@ tf, keras = import_tensorflow()
 
 from avh.events import read_events  # noqa: E402
 from avh.steps import overrides_batch_end  # noqa: E402
-from avh.signal import HISTOGRAM_BUCKETS, histogram_buckets  # noqa: E402
+from avh.signal import HISTOGRAM_BUCKETS, histogram_buckets, histogram_parts  # noqa: E402
 import avh.summaries  # noqa: E402
 from avh.summaries import ActivationSummaries  # noqa: E402
 from avh.tags import (HISTOGRAM_TAG, MOMENT_MAP_TAG, MOMENT_STATS, MOMENT_TAG, PLOT_TAG,  # noqa: E402
@@ -229,7 +229,7 @@ def test_constructor_validates_its_arguments(kwargs, message):
                                     np.random.default_rng(0).normal(size=10_000)])
 def test_histogram_buckets_count_every_value_in_tensorboards_layout(values):
     values = np.asarray(values, np.float32)
-    buckets = histogram_buckets(tf.constant(values)).numpy()
+    buckets = histogram_buckets(tf.nest.map_structure(np.asarray, histogram_parts(tf.constant(values))))
     assert buckets.shape == (HISTOGRAM_BUCKETS, 3) and buckets.dtype == np.float64
     assert buckets[:, 2].sum() == len(values)
     assert np.all(buckets[1:, 0] == buckets[:-1, 1])  # contiguous edges
@@ -239,6 +239,22 @@ def test_histogram_buckets_count_every_value_in_tensorboards_layout(values):
     else:  # a constant layer: one unit-wide range starting at its value, all counts in bucket 0
         assert buckets[-1, 1] == pytest.approx(values[0] + 1.0)
         assert buckets[0, 2] == len(values)
+
+
+def test_histogram_edges_are_bit_for_bit_tf_linspaces_of_the_float32_extremes():
+    """The rows made on the host have the edges the probe made in TensorFlow before (tf.linspace),
+    the ones the dashboard's compact encoding stands for."""
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        low = np.float32(rng.normal() * 10.0 ** rng.uniform(-6, 3))
+        high = np.float32(low + abs(rng.normal()) * 10.0 ** rng.uniform(-6, 3))
+        if not high > low:
+            continue
+        counts = rng.integers(0, 50, HISTOGRAM_BUCKETS).astype(np.int32)
+        edges = tf.linspace(tf.cast(low, tf.float64), tf.cast(high, tf.float64), HISTOGRAM_BUCKETS + 1)
+        rows = histogram_buckets({"low": low, "high": high, "counts": counts})
+        assert np.array_equal(rows[:, 0], edges[:-1]) and np.array_equal(rows[:, 1], edges[1:])
+        assert np.array_equal(rows[:, 2], counts)
 
 
 # -----------------------------------------------------------------------------

@@ -316,8 +316,8 @@ def test_activation_histograms_of_avh_go_compact_and_decode_to_what_was_written(
 
 
 def _tf_edges(low, high, k):
-    """The edges avh.summaries.histogram_buckets makes: tf.linspace(low, high, k + 1) in float64
-    from float32 extremes, which computes low + i * ((high - low) / k) and ends at high."""
+    """The edges avh.signal.histogram_buckets makes (tf.linspace(low, high, k + 1)'s) in float64
+    from float32 extremes: low + i * ((high - low) / k), ending at high."""
     low, high = float(np.float32(low)), float(np.float32(high))
     edges = low + np.arange(k + 1) * ((high - low) / k)
     edges[-1] = high

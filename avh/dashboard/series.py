@@ -9,7 +9,7 @@ A histogram goes over the wire in one of two forms:
 
 The compact form stands for the buckets [a + i*w, a + (i+1)*w) with w = (b - a) / k, each right
 edge the next bucket's left edge and the last right edge b itself: the edges that
-avh.summaries.histogram_buckets (tf.linspace) and np.linspace make. A histogram is sent compact
+avh.signal.histogram_buckets (tf.linspace's) and np.linspace make. A histogram is sent compact
 only if that formula, computed in float64 (JavaScript's numbers), gives its edges bit for bit, so
 decoding it (`decode_histogram`, and charts.js) returns exactly what was written. Counts are sent
 as integers when they all are. Histograms of other writers (uneven edges, float32 edges) keep the
