@@ -88,11 +88,15 @@ class ActivationSummaries(StepCallback):
             summary step, in inference mode, with the loss the model was compiled with).
         log_on_train_end: log the step `fit` ends at (a loop of several fits that logs its own
             last step turns this off and calls `log(step, final=True)` itself).
+        keep_predictions: keep the model's output on the probe batch at the last logged step,
+            for `probe_predictions(step)`: the probe's examples scored without another forward
+            pass (the probe's forward pass already computes them).
     """
 
     def __init__(self, probe_batch, log_dir=None, *, probe_labels=None, writer=None,
                  every=DEFAULT_EVERY, layers=None, numbered=False, figure_layers=(),
-                 figure_time_share=None, moments=True, gradients=True, log_on_train_end=True):
+                 figure_time_share=None, moments=True, gradients=True, log_on_train_end=True,
+                 keep_predictions=False):
         super().__init__()
         if (log_dir is None) == (writer is None):
             raise ValueError(f"Pass exactly one of `log_dir` and `writer`. Received: "
@@ -113,6 +117,7 @@ class ActivationSummaries(StepCallback):
         self.figure_time_share = figure_time_share
         self.log_on_train_end = log_on_train_end
         self.moments, self.gradients = moments, gradients
+        self.keep_predictions = keep_predictions
         self.layers = []            # [(tag name, layer)] of the logged layer calls, set with the model
         self.feeds = {}             # {tag: avh.moments.Feed} of the layers with moments
         self.trajectories = {}      # {tag: [(mean, variance), ...]} of SELU layers, for the map
@@ -121,7 +126,8 @@ class ActivationSummaries(StepCallback):
         self.costs = Costs()
         self._probed_model = None          # the model the probe was traced for
         self._probe = None          # its traced pass: probe batch -> what each event logs
-        self._fit_scope = None      # the writer entered for the current fit
+        self._in_fit = False        # between on_train_begin and on_train_end
+        self._fit_scope = None      # a writer passed in, entered for the current fit
         self._figure_data = {}      # the last logged step's, for a later final=True request
         self._step0_figures = None  # step 0's figure data, until the first step has run
         self._moments_thread = None  # the moments' numpy and scalar writes, off the training thread
@@ -130,6 +136,7 @@ class ActivationSummaries(StepCallback):
         self._previous_kernels = {}  # {id(kernel): its value at the previous summary step}
         self._warm_up = None  # the probe's first run (TensorFlow optimising its graph), on a thread
         self._initial_weights = None  # until step 0 is logged, after the first step
+        self._predictions = None  # (step, the model's output on the probe), with keep_predictions
 
     # -- Keras hooks ---------------------------------------------------------------------
 
@@ -143,8 +150,10 @@ class ActivationSummaries(StepCallback):
         super().on_train_begin(logs)
         if not self.every:
             return
-        self._fit_scope = self._current_writer().as_default()
-        self._fit_scope.__enter__()
+        self._in_fit = True
+        if not self._owns_writer:  # the owner's writer is the default for the whole fit
+            self._fit_scope = self.writer.as_default()
+            self._fit_scope.__enter__()
         if self._epoch_start == 0 and self.last_step is None:
             # The initial state, what the initialisation does alone, is logged once the first
             # step has run, with the initial weights put back for it: its first event (the
@@ -202,6 +211,8 @@ class ActivationSummaries(StepCallback):
             self._warm_up = None
         args = [self.probe_batch] if self._gradient_reason else [self.probe_batch, self.probe_labels]
         result = tf.nest.map_structure(np.asarray, self._probe(*args))
+        if "predictions" in result:
+            self._predictions = (step, result["predictions"])
         records, layer_moments = [], {}
         self._figure_data = {}
         for tag, entry in result["layers"].items():
@@ -257,6 +268,14 @@ class ActivationSummaries(StepCallback):
         if counted:
             self.costs.moments_seconds += time.thread_time() - started
 
+    def probe_predictions(self, step):
+        """The model's output on the probe batch (numpy, as the model returns it) computed by
+        this process's event at `step`, or None: not kept (`keep_predictions`), or no event at
+        `step` since (a step logged before a resume, another step)."""
+        if self._predictions is None or self._predictions[0] != step:
+            return None
+        return self._predictions[1]
+
     @property
     def logs_gradients(self):
         """Whether the backward signal is logged (known once the model is set)."""
@@ -290,7 +309,10 @@ class ActivationSummaries(StepCallback):
             self.writer.close()
             self.writer = None
 
-    # -- The writer: entered for each fit, or around a log() outside one ---------------------
+    # -- The writer: one passed in is entered for each fit (its owner decides its flushes); this
+    # callback's own is entered around each event only, so that callbacks with writers of their
+    # own can be used together (tf.summary's writer scopes must end in the reverse order they began,
+    # which Keras' callback order is not) and each event reaches the file when it is written.
 
     def _current_writer(self):
         if self.writer is None:  # ours, created when first needed: every=0 creates no folder
@@ -302,20 +324,24 @@ class ActivationSummaries(StepCallback):
         if self._fit_scope is not None:
             yield
             return
-        with self._current_writer().as_default():  # leaving flushes: the moments go along
+        with self._current_writer().as_default():  # leaving flushes
             yield
-            self.wait_for_moments()
+            if not self._in_fit:
+                self.wait_for_moments()  # outside a fit a log() is on disk when it returns
 
     def _leave_fit_scope(self):
+        if not self._in_fit:
+            return
+        self._in_fit = False
+        self.wait_for_moments()  # the writer's flush or close below takes them along
         if self._fit_scope is not None:
-            self.wait_for_moments()  # leaving flushes the writer: the moments go along
-            if self._owns_writer and self.figures is not None:
-                self.figures.wait()  # before the writer they write to is closed
             scope, self._fit_scope = self._fit_scope, None
             scope.__exit__(None, None, None)
-            if self._owns_writer:
-                self.writer.close()  # as Keras' TensorBoard callback does; a new fit makes a new one
-                self.writer = None
+        elif self.writer is not None:
+            if self.figures is not None:
+                self.figures.wait()  # before the writer they write to is closed
+            self.writer.close()  # as Keras' TensorBoard callback does; a new fit makes a new one
+            self.writer = None
 
     def _log_initial_state(self):
         """Step 0's summaries, from the weights saved at the start of training (and its figures
@@ -425,6 +451,8 @@ class ActivationSummaries(StepCallback):
                 entry["moments"] = moments.unit_moments(self.feeds[tag])
             summaries[tag] = entry
         result = {"layers": summaries}
+        if self.keep_predictions:
+            result["predictions"] = predictions
         if labels is not None:
             result["gradients"] = self._backward(tape, loss, scaled, tags, outputs,
                                                  self._kernels(calls, chosen, tags, feeds))

@@ -303,13 +303,15 @@ class Checkpointer(StepCallback):
     and renamed. So a checkpoint on disk always has its events on disk (they may run ahead of it,
     which a resumed run recognises), and a hard kill never leaves a half-written checkpoint where
     --resume looks. At the last step of a fit() it leaves the save to the caller, who evaluates
-    first, so that step's logs are complete when they reach the disk."""
+    first, so that step's logs are complete when they reach the disk. `known` (step -> the
+    model's outputs on `probe_batch` at that step, or None) saves the finiteness check's forward
+    pass where the summaries have just made it."""
 
-    def __init__(self, model, run_dir, events, every, probe_batch=None):
+    def __init__(self, model, run_dir, events, every, probe_batch=None, known=None):
         super().__init__()
         self.set_model(model)
         self.run_dir, self.events, self.every = run_dir, events, every
-        self.probe_batch = probe_batch
+        self.probe_batch, self.known = probe_batch, known
         self.saved_step = None
 
     def on_step_end(self, step):
@@ -343,7 +345,9 @@ class Checkpointer(StepCallback):
         what = "weights"
         if finite and self.probe_batch is not None:
             # Finite weights can still overflow: a "good" checkpoint must also compute.
-            outputs = self.model(self.probe_batch, training=False)
+            outputs = None if self.known is None else self.known(step)
+            if outputs is None:
+                outputs = self.model(self.probe_batch, training=False)
             finite = bool(tf.reduce_all(tf.math.is_finite(tf.cast(outputs, tf.float32))))
             what = "outputs on the probe batch"
         if not finite:

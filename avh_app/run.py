@@ -185,7 +185,7 @@ class Run:
             every=cfg.summary_every, gradients=cfg.gradients,
             layers=None if network.layers is None else list(network.layers),
             numbered=network.numbered, figure_layers=list(network.figure_layers),
-            log_on_train_end=False)
+            log_on_train_end=False, keep_predictions=True)
         self.activations.set_model(model)  # chooses the layers; a run resumed at its end calls no fit()
         self.activations.last_step = self.on_disk
         self.events.waits.append(self.activations.wait_for_moments)  # a step's moments reach disk with it
@@ -199,12 +199,15 @@ class Run:
             print_every=cfg.summary_every or math.lcm(DEFAULT_EVERY, execution),
             start_step=self.start_step)
         self.clock = loop.SteadyClock()
+        # The probe batch is the first test images: at a summary step the test subset and the
+        # checkpoint's finiteness check take the probe's outputs instead of computing them again.
+        known = self.activations.probe_predictions
         n_subset = curves.eval_subset_size(self.total_steps, cfg.batch_size)
         self.test_subset = curves.SubsetEvaluation(
             model, self.standardise(self.data.x_test[:n_subset]), self.data.y_test[:n_subset],
-            in_executions(curves.test_eval_every(self.total_steps)))
+            in_executions(curves.test_eval_every(self.total_steps)), known=known)
         self.checkpointer = loop.Checkpointer(model, self.run_dir, self.events,
-                                              cfg.checkpoint_every, self.probe_batch)
+                                              cfg.checkpoint_every, self.probe_batch, known=known)
         if self.resume_dir is None:  # settings, final metrics and chart layout: once per run
             overview.log_run_overview(self.run_dir, [tag for tag, _ in self.activations.layers],
                                       gradients=self.activations.logs_gradients)

@@ -10,7 +10,7 @@ from avh_app.cli import import_tensorflow
 tf, keras = import_tensorflow()
 
 from avh.events import read_events  # noqa: E402
-from avh.steps import overrides_batch_end  # noqa: E402
+from avh.steps import StepCallback, overrides_batch_end  # noqa: E402
 from avh.signal import HISTOGRAM_BUCKETS, histogram_buckets, histogram_parts  # noqa: E402
 import avh.summaries  # noqa: E402
 from avh.summaries import ActivationSummaries  # noqa: E402
@@ -120,6 +120,56 @@ def test_step_0_is_the_initial_weights_and_training_goes_on_from_its_own(tmp_pat
     (_, std), = events[STAT_TAG.format(layer="act", stat="std")][:1]
     assert step == 0
     assert float(mean) == pytest.approx(out.mean(), abs=1e-6) and float(std) == pytest.approx(out.std(), rel=1e-5)
+
+
+def test_probe_predictions_are_the_models_outputs_at_the_logged_step_only(tmp_path):
+    """keep_predictions: the probe's outputs (inference mode: the Dropout layer is off) of the
+    last event, for its step and no other; step 0's from the initial weights. Without it nothing
+    is kept."""
+    rng = np.random.default_rng(6)
+    x, y = rng.normal(size=(40, 5)).astype("float32"), rng.integers(0, 3, 40)
+
+    class Last(StepCallback):  # runs after the summaries, at the same step ends
+        def on_step_end(self, step):
+            seen[step] = ([kept.probe_predictions(s) for s in range(step + 1)],
+                          self.model(x[:16], training=False).numpy())
+
+    keras.utils.set_random_seed(6)
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(8, activation="relu"),
+                              keras.layers.Dropout(0.5), keras.layers.Dense(3)])
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    seen = {0: (None, model(x[:16], training=False).numpy())}
+    kept = ActivationSummaries((x[:16], y[:16]), log_dir=tmp_path / "kept", every=2,
+                               keep_predictions=True)
+    model.fit(x, y, epochs=1, batch_size=8, shuffle=False, callbacks=[kept, Last()], verbose=0)
+    assert sorted(seen) == [0, 1, 2, 3, 4, 5]
+    for step in range(1, 6):
+        known, _ = seen[step]
+        last_event = step - step % 2  # step 0 is logged at the first step's end
+        assert [s for s, outputs in enumerate(known) if outputs is not None] == [last_event]
+        np.testing.assert_allclose(known[last_event], seen[last_event][1], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(kept.probe_predictions(5), seen[5][1], rtol=1e-6, atol=1e-6)  # at the fit's end
+    plain = ActivationSummaries(x[:16], log_dir=tmp_path / "plain", every=2)
+    model.fit(x, y, epochs=1, batch_size=8, shuffle=False, callbacks=[plain], verbose=0)
+    assert plain.last_step == 10 and plain.probe_predictions(10) is None
+
+
+def test_two_callbacks_with_folders_of_their_own_log_side_by_side(tmp_path):
+    """Each callback's writer is entered around its own events only: two of them in one fit (a
+    tf.summary writer scope left out of order used to crash the second at the fit's end, after
+    writing its last step nowhere), and no writer is left behind as the default."""
+    rng = np.random.default_rng(8)
+    x, y = rng.normal(size=(40, 5)).astype("float32"), rng.integers(0, 3, 40)
+    keras.utils.set_random_seed(8)
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(8, activation="relu", name="a"),
+                              keras.layers.Dense(3, activation="softmax", name="b")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    first = ActivationSummaries(x[:16], log_dir=tmp_path / "first", every=2, layers=["a"])
+    second = ActivationSummaries(x[:16], log_dir=tmp_path / "second", every=3, layers=["b"])
+    model.fit(x, y, epochs=1, batch_size=8, callbacks=[first, second], verbose=0)
+    assert_logged(read_events(tmp_path / "first"), "a", [0, 2, 4, 5])
+    assert_logged(read_events(tmp_path / "second"), "b", [0, 3, 5])
+    assert not bool(tf.summary.should_record_summaries())  # no default writer after the fit
 
 
 @pytest.mark.slow

@@ -291,6 +291,45 @@ def test_events_reach_disk_with_the_checkpoint_and_not_before(tmp_path):
     tf.summary.create_noop_writer().set_as_default()  # leave no default writer to later tests
 
 
+def test_the_test_subset_takes_known_outputs_for_its_first_images_and_computes_the_rest(tmp_path):
+    """At a step where the probe's outputs are known (the first test images), the subset's
+    evaluation takes them and runs the model on the others only; elsewhere on all of them."""
+    from avh.events import read_events
+    from avh_app.curves import SubsetEvaluation
+
+    rng = np.random.default_rng(7)
+    images, labels = rng.normal(size=(50, 4)).astype("float32"), rng.integers(0, 3, 50)
+    keras.utils.set_random_seed(7)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    logits = model(images).numpy()
+    # Known outputs that are deliberately wrong for the first 20 (each a sure miss): a result
+    # that uses them and the model's for the other 30 can be told from one that does not.
+    wrong = np.full((20, 3), -10.0, dtype="float32")
+    wrong[np.arange(20), (labels[:20] + 1) % 3] = 10.0
+
+    def cross_entropy(z, y):
+        z = z - z.max(axis=1, keepdims=True)
+        return -(z[np.arange(len(y)), y] - np.log(np.exp(z).sum(axis=1)))
+
+    evaluation = SubsetEvaluation(model, images, labels, every=1,
+                                  known=lambda step: wrong if step == 2 else None)
+    with tf.summary.create_file_writer(str(tmp_path)).as_default():
+        computed, taken = evaluation.log(1), evaluation.log(2)
+    assert computed["accuracy"] == pytest.approx(np.mean(logits.argmax(1) == labels), abs=1e-6)
+    assert computed["loss"] == pytest.approx(cross_entropy(logits, labels).mean(), rel=1e-5)
+    assert taken["accuracy"] == pytest.approx(np.sum(logits[20:].argmax(1) == labels[20:]) / 50, abs=1e-6)
+    assert taken["loss"] == pytest.approx(
+        (cross_entropy(wrong, labels[:20]).sum() + cross_entropy(logits[20:], labels[20:]).sum()) / 50,
+        rel=1e-5)
+    assert [round(float(v), 6) for _, v in read_events(tmp_path)["test_subset/accuracy"]] == \
+        [round(computed["accuracy"], 6), round(taken["accuracy"], 6)]
+    # All of them known (a subset no larger than the probe): no forward pass at all.
+    everything = SubsetEvaluation(model, images[:10], labels[:10], every=1, known=lambda step: wrong)
+    with tf.summary.create_noop_writer().as_default():
+        assert everything.log(3) == {"accuracy": 0.0, "loss": pytest.approx(
+            cross_entropy(wrong[:10], labels[:10]).mean(), rel=1e-6)}
+
+
 # ---------------------------------------------------------------------------------------------
 # Activations beyond the compared three: one table entry each.
 
