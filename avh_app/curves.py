@@ -41,13 +41,13 @@ def test_eval_every(total_steps):
 
 class SubsetEvaluation(StepCallback):
     """Every `every` steps, the model's loss and accuracy on a fixed subset of the test set (in
-    inference mode, one forward pass of the whole subset), logged under test_subset/*.
+    inference mode, one forward pass), logged under test_subset/*.
 
     Its size (eval_subset_size) keeps all evaluations of a run at ~1.5% of its time. `known`
-    (step -> the model's outputs on the subset's first images at that step, or None) saves
-    their forward pass: the app's probe batch is the first test images, and at a summary step
-    the probe has just computed them. The evaluation is traced when made, for any number of
-    images, so no evaluation in the run pays for it."""
+    (step -> the model's outputs on the subset's first images at that step, or None) spares
+    those images the forward pass: the app's probe batch is the first test images, and at a
+    summary step the probe has just scored them. The forward pass is traced when this is made,
+    for any number of images, so that no evaluation inside the timed steps pays for a trace."""
 
     def __init__(self, model, images, labels, every, known=None):
         super().__init__()
