@@ -312,7 +312,7 @@ class ActivationSummaries(StepCallback):
     # -- The writer: one passed in is entered for each fit (its owner decides its flushes); this
     # callback's own is entered around each event only, so that callbacks with writers of their
     # own can be used together (tf.summary's writer scopes must end in the reverse order they began,
-    # which Keras' callback order is not) and each event reaches the file when it is written.
+    # which Keras' callback order is not), and an event's records reach the file when it is done.
 
     def _current_writer(self):
         if self.writer is None:  # ours, created when first needed: every=0 creates no folder
