@@ -181,7 +181,7 @@ class ActivationSummaries(StepCallback):
             self.log(self.read_step(), final=True)
             if self.figures is not None:
                 self.figures.wait()  # the last step's figures belong to this fit
-        self._leave_fit_scope()
+        self._leave_fit()
 
     # -- The work --------------------------------------------------------------------------
 
@@ -304,7 +304,7 @@ class ActivationSummaries(StepCallback):
         if self._moments_thread is not None:
             self._moments_thread.shutdown(wait=True)
             self._moments_thread = None
-        self._leave_fit_scope()
+        self._leave_fit()
         if self._owns_writer and self.writer is not None:
             self.writer.close()
             self.writer = None
@@ -329,7 +329,7 @@ class ActivationSummaries(StepCallback):
             if not self._in_fit:
                 self.wait_for_moments()  # outside a fit a log() is on disk when it returns
 
-    def _leave_fit_scope(self):
+    def _leave_fit(self):
         if not self._in_fit:
             return
         self._in_fit = False

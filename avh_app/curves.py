@@ -46,21 +46,25 @@ class SubsetEvaluation(StepCallback):
     Its size (eval_subset_size) keeps all evaluations of a run at ~1.5% of its time. `known`
     (step -> the model's outputs on the subset's first images at that step, or None) spares
     those images the forward pass: the app's probe batch is the first test images, and at a
-    summary step the probe has just scored them. The forward pass is traced when this is made,
-    for any number of images, so that no evaluation inside the timed steps pays for a trace."""
+    summary step the probe has just scored them. The scoring and the forward pass are traced
+    when this is made, for any number of images, so that no evaluation inside the timed steps
+    pays for a trace."""
 
     def __init__(self, model, images, labels, every, known=None):
         super().__init__()
         self.set_model(model)
         self.images = tf.convert_to_tensor(images)
-        self.labels = np.asarray(labels)
+        self.labels = tf.convert_to_tensor(labels)
         self.every = every
         self.known = known
         self.logged_step = None
         any_size = lambda t: tf.TensorSpec((None, *t.shape[1:]), t.dtype)
+        labels_spec = any_size(self.labels)
+        self._score = tf.function(_sums).get_concrete_function(
+            tf.TensorSpec((None, None), tf.float32), labels_spec)
         self._measure = tf.function(
             lambda x, y: _sums(model(x, training=False), y)).get_concrete_function(
-            any_size(self.images), any_size(tf.convert_to_tensor(self.labels)))
+            any_size(self.images), labels_spec)
 
     def on_step_end(self, step):
         if step % self.every == 0:
@@ -70,14 +74,14 @@ class SubsetEvaluation(StepCallback):
         """Evaluate and log at `step` (once per step); returns {"loss", "accuracy"}."""
         if step == self.logged_step:
             return None
-        n = len(self.labels)
+        n = int(self.labels.shape[0])
         known = None if self.known is None else self.known(step)
         k = 0 if known is None else min(n, len(known))
-        loss, hits = _known_sums(known[:k], self.labels[:k]) if k else (0.0, 0)
+        parts = [self._score(np.asarray(known[:k], np.float32), self.labels[:k])] if k else []
         if k < n:
-            rest_loss, rest_hits = self._measure(self.images[k:], self.labels[k:])
-            loss, hits = loss + float(rest_loss), hits + int(rest_hits)
-        loss, accuracy = loss / n, hits / n
+            parts.append(self._measure(self.images[k:], self.labels[k:]))
+        loss = sum(float(part_loss) for part_loss, _ in parts) / n
+        accuracy = sum(int(part_hits) for _, part_hits in parts) / n
         tf.summary.scalar(TEST_SUBSET_TAG.format(metric="loss"), loss, step=step)
         tf.summary.scalar(TEST_SUBSET_TAG.format(metric="accuracy"), accuracy, step=step)
         self.logged_step = step
@@ -91,10 +95,3 @@ def _sums(logits, labels):
     hits = tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), tf.cast(labels, tf.int32))
     return tf.reduce_sum(loss), tf.reduce_sum(tf.cast(hits, tf.int32))
 
-
-def _known_sums(logits, labels):
-    """_sums of outputs already on the host, in numpy (a few hundred values: no TensorFlow op)."""
-    logits = np.asarray(logits, dtype=np.float32)
-    shifted = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
-    loss = np.log(np.exp(shifted).sum(axis=1)) - shifted[np.arange(len(labels)), labels]
-    return float(loss.sum()), int(np.sum(logits.argmax(axis=1) == labels))
