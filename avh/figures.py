@@ -233,9 +233,11 @@ class ReusedFigures:
     `update` puts new data into the artists; `layout` is whatever fixes the static part (axis
     limits, colour range): when it is unchanged, only the changing artists (made `animated`, so a
     full draw leaves them out) are drawn over the saved static pixels, and the pixels of the
-    static artists on top (a legend) are put back over them. Nothing here depends on what a figure shows:
-    a new kind of figure is one build function. Agg canvases only, no pyplot, so any one
-    thread may draw (not two at once)."""
+    static artists on top (a legend) are put back over them. A changing "artist" may also be a
+    function `paint(pixels)` that writes the canvas' RGBA pixels (an (H, W, 4) uint8 view, row 0
+    at the top) itself, in its turn: an image, whose pixels numpy can place faster than Agg.
+    Nothing here depends on what a figure shows: a new kind of figure is one build function. Agg
+    canvases only, no pyplot, so any one thread may draw (not two at once)."""
 
     def __init__(self):
         self.full_draws = 0
@@ -262,7 +264,10 @@ class ReusedFigures:
             self.full_draws += 1
         canvas.restore_region(entry["background"])
         for artist in changing:
-            fig.draw_artist(artist)
+            if callable(artist):
+                artist(np.asarray(canvas.buffer_rgba()))
+            else:
+                fig.draw_artist(artist)
         for pixels in entry["on_top"]:
             canvas.restore_region(pixels)
         if rebuilt:  # the whole draw, building included: a one-off, or nearly
@@ -272,7 +277,8 @@ class ReusedFigures:
 
 def build_activation_map(fig, ax):
     """activation_map_figure on a reused figure: the colour scale is fixed, so only the image
-    changes (and the title, with the layer's shape)."""
+    changes (and the title, with the layer's shape). Its pixels are painted with numpy
+    (paint_cells): Agg's resampling of the image was ~5 ms of an event's ~8 for a map."""
     cmap = matplotlib.colormaps["RdBu_r"].with_extremes(bad="0.8")  # grey gaps between channels
     image = ax.imshow(np.zeros((1, 1)), cmap=cmap, vmin=-MAP_LIMIT, vmax=MAP_LIMIT,
                       interpolation="nearest", animated=True)
@@ -293,8 +299,27 @@ def build_activation_map(fig, ax):
         ax.set_ylim(grid.shape[0] - 0.5, -0.5)
         size = "x".join(str(n) for n in np.shape(activations)[:2]) if np.ndim(activations) == 3 else ""
         title.set_text(f"{layer}, image 0: {caption}" + (f" ({size})" if size else ""))
-        return (grid.shape, title.get_text()), [image]
+        cells = image.to_rgba(grid, bytes=True)  # the image's own colours: its norm, map, grey gaps
+        return (grid.shape, title.get_text()), [lambda pixels: paint_cells(pixels, ax, cells)]
     return update
+
+
+def paint_cells(pixels, ax, cells):
+    """Paint an (rows, cols, 4) uint8 grid of cells over the whole of `ax` in a figure's RGBA
+    `pixels` (row 0 at the top), each screen pixel taking the cell under its centre: what
+    imshow's nearest-neighbour drawing makes of an image whose extent is the axes' limits."""
+    height = pixels.shape[0]
+    box = ax.bbox  # display units, y upwards, as laid out by the last full draw
+    rows, cols = cells.shape[:2]
+    x = np.arange(math.ceil(box.x0 - 0.5), math.ceil(box.x1 - 0.5))  # pixel centres inside
+    top = np.arange(math.ceil(height - box.y1 - 0.5), math.ceil(height - box.y0 - 0.5))
+    col = ((x + 0.5 - box.x0) * (cols / box.width)).astype(np.intp)
+    row = ((top + 0.5 - (height - box.y1)) * (rows / box.height)).astype(np.intp)
+    # As one 32-bit word a pixel, taken a whole row and column at a time: 15x faster than
+    # indexing (rows, cols, 4) bytes pixel by pixel.
+    words = np.ascontiguousarray(cells).view(np.uint32)[..., 0]
+    shown = words.take(np.minimum(row, rows - 1), axis=0).take(np.minimum(col, cols - 1), axis=1)
+    pixels.view(np.uint32)[top[0]:top[-1] + 1, x[0]:x[-1] + 1, 0] = shown
 
 
 def build_histogram(fig, ax):

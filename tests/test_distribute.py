@@ -109,8 +109,9 @@ def test_two_workers_stop_together_on_a_signal_and_resume_after_a_hard_kill(tmp_
     logdir, worker_tmp = tmp_path / "logs", tmp_path / "worker-tmp"
     worker_tmp.mkdir()
     run_dir = logdir / "run"
+    steps = 20  # 3 epochs of 8: a stop at ~4, a kill at ~8, then to the end over 2 epoch ends
     args = ["--data-dir", data, "--logdir", logdir, "--run-name", "run", "--batch-size", "16",
-            "--max-steps", "40", "--summary-every", "4", "--checkpoint-every", "4"]
+            "--max-steps", str(steps), "--summary-every", "4", "--checkpoint-every", "4"]
     started = time.monotonic()
     workers = start_workers(args, worker_tmp)
     try:
@@ -129,7 +130,7 @@ def test_two_workers_stop_together_on_a_signal_and_resume_after_a_hard_kill(tmp_
     stopped = {int(err.split(" at step ")[1].split(";")[0]) for _, _, err in results}
     assert len(stopped) == 1, stopped  # the same step on both
     step = stopped.pop()
-    assert 0 < step < 40
+    assert 0 < step < steps
     assert f"--resume {run_dir}" in results[0][2]
     assert sorted(p.name for p in logdir.iterdir()) == ["run"]  # only the chief's folder
     assert not list(worker_tmp.iterdir())  # the other worker's temporary copy is gone
@@ -156,7 +157,7 @@ def test_two_workers_stop_together_on_a_signal_and_resume_after_a_hard_kill(tmp_
         for w in workers:
             w.kill()
     killed_at = int(keras.models.load_model(checkpoint).optimizer.iterations)
-    assert step < killed_at < 40 and not (run_dir / "metrics.json").exists()
+    assert step < killed_at < steps and not (run_dir / "metrics.json").exists()
     # A killed worker cannot remove its temporary copy of the run (nor TensorFlow its files).
     leftovers = list(worker_tmp.iterdir())
     assert any(p.name.startswith("avh-worker") for p in leftovers)
@@ -173,11 +174,11 @@ def test_two_workers_stop_together_on_a_signal_and_resume_after_a_hard_kill(tmp_
     assert [code for code, _, _ in results] == [0, 0], [err[-1500:] for _, _, err in results]
     assert f"resuming at step {killed_at}" in results[1][1]
     metrics = read_json(run_dir / "metrics.json")
-    assert metrics["steps"] == 40
+    assert metrics["steps"] == steps
     events = read_events(run_dir)
     for tag in (TRAIN_TAG.format(metric="loss"), HISTOGRAM_TAG.format(layer="3_conv3")):
-        steps = [s for s, _ in events[tag]]
-        assert steps == sorted(set(steps)) and steps[-1] == 40, tag  # one curve, continued
+        logged = [s for s, _ in events[tag]]
+        assert logged == sorted(set(logged)) and logged[-1] == steps, tag  # one curve, continued
     loss_steps = [s for s, _ in events[TRAIN_TAG.format(metric="loss")]]
     assert loss_steps[0] < step < loss_steps[-1]  # before the stop, and continued after it
     assert float(events[TEST_TAG.format(metric="accuracy")][-1][1]) == pytest.approx(

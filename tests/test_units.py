@@ -193,6 +193,26 @@ def test_a_reused_histogram_or_map_is_pixel_for_pixel_a_new_one():
     assert (new == reused).all()
 
 
+@pytest.mark.parametrize("shape", [(7, 7, 64), (4, 4, 256), (14, 14, 10), (160,), (40,), (3,)])
+def test_a_map_painted_by_numpy_is_pixel_for_pixel_the_one_agg_draws(shape):
+    """The map's cells are painted into the canvas with numpy (paint_cells): the same pixels as
+    matplotlib drawing its image artist there, NaN gaps and values beyond the scale included."""
+    from avh.figures import ReusedFigures, build_activation_map
+
+    activations = np.random.default_rng(2).normal(0, 2.5, size=shape).astype(np.float32)
+    activations.flat[1] = np.nan
+    reused = ReusedFigures()
+    painted = reused.draw("m", build_activation_map, activations, "3_conv3")
+    entry = reused._figures["m"]
+    canvas, image = entry["canvas"], entry["fig"].axes[0].images[0]
+    canvas.restore_region(entry["background"])
+    entry["fig"].draw_artist(image)  # Agg's own nearest-neighbour drawing of the same cells
+    drawn = np.asarray(canvas.buffer_rgba())
+    assert (painted == drawn).all()
+    grey = np.array([204, 204, 204, 255], np.uint8)  # the gaps' colour ("0.8")
+    assert (painted == grey).all(axis=-1).any() and len(np.unique(painted.reshape(-1, 4), axis=0)) > 30
+
+
 def test_a_moment_map_redraws_its_axes_only_a_few_times_as_a_variance_climbs():
     """Layer 5 of a SELU run on MNIST, as if trained further: mean 0 -> 3.3, variance
     0.7 -> 270 over 11 summaries (variance on a log axis, grown by factors of 10; the mean on a
@@ -211,6 +231,37 @@ def test_a_moment_map_redraws_its_axes_only_a_few_times_as_a_variance_climbs():
     new = ReusedFigures().draw("m", build_moment_map, [("5_fc5", path)], "title", **size)
     assert (new == image).all()
     assert _limits_on_ladder([np.array([(-1.3, 0.05), (0.0, np.nan)])]) == ((-2.5, 3.0), (0.01, 100.0))
+
+
+def test_scalar_records_read_back_as_tf_summary_scalars_own(tmp_path):
+    """summary_values.scalar builds its TensorProto directly: it must read back as what
+    tf.summary.scalar writes (value, float32, scalar shape, the scalars plugin), NaN and
+    infinities included, and be byte for byte make_tensor_proto's."""
+    from tensorboard.backend.event_processing import event_file_loader
+    from tensorboard.util import tensor_util
+
+    from avh import summary_values
+    from avh.events import event_files
+
+    values = [0.1, -3.25, 1e-30, 3e38, float("nan"), float("inf"), -float("inf"), np.float64(2) / 3]
+    for folder, write in (("ours", lambda i, v: summary_values.write(i, [summary_values.scalar("s", v)])),
+                          ("tf", lambda i, v: tf.summary.scalar("s", v, step=i))):
+        with tf.summary.create_file_writer(str(tmp_path / folder)).as_default():
+            for i, v in enumerate(values):
+                write(i, v)
+    read = {}
+    for folder in ("ours", "tf"):
+        (path,) = event_files(tmp_path / folder)
+        read[folder] = [value for event in event_file_loader.EventFileLoader(str(path)).Load()
+                        for value in event.summary.value]
+    assert len(read["ours"]) == len(read["tf"]) == len(values)
+    for ours, theirs, v in zip(read["ours"], read["tf"], values):
+        got, want = tensor_util.make_ndarray(ours.tensor), tensor_util.make_ndarray(theirs.tensor)
+        assert got.dtype == want.dtype == np.float32 and got.shape == want.shape == ()
+        np.testing.assert_array_equal(got, want)
+        assert ours.metadata.plugin_data.plugin_name == theirs.metadata.plugin_data.plugin_name
+        assert (summary_values.scalar("s", v).tensor.SerializeToString()
+                == tensor_util.make_tensor_proto(np.float32(v)).SerializeToString())
 
 
 @pytest.mark.parametrize("channels", [3, 4])
