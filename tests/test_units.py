@@ -193,7 +193,7 @@ def test_a_reused_histogram_or_map_is_pixel_for_pixel_a_new_one():
     assert (new == reused).all()
 
 
-@pytest.mark.parametrize("shape", [(7, 7, 64), (4, 4, 256), (14, 14, 10), (160,), (40,), (3,)])
+@pytest.mark.parametrize("shape", [(7, 7, 64), (4, 4, 256), (14, 14, 10), (160,), (40,), (3,), (997,)])
 def test_a_map_painted_by_numpy_is_pixel_for_pixel_the_one_agg_draws(shape):
     """The map's cells are painted into the canvas with numpy (paint_cells): the same pixels as
     matplotlib drawing its image artist there, NaN gaps and values beyond the scale included."""
@@ -209,8 +209,10 @@ def test_a_map_painted_by_numpy_is_pixel_for_pixel_the_one_agg_draws(shape):
     entry["fig"].draw_artist(image)  # Agg's own nearest-neighbour drawing of the same cells
     drawn = np.asarray(canvas.buffer_rgba())
     assert (painted == drawn).all()
+    if entry["fig"].axes[0].bbox.height < 1:
+        return  # 997 units are one row of cells, thinner than a pixel: nothing drawn, no failure
     grey = np.array([204, 204, 204, 255], np.uint8)  # the gaps' colour ("0.8")
-    assert (painted == grey).all(axis=-1).any() and len(np.unique(painted.reshape(-1, 4), axis=0)) > 30
+    assert (painted == grey).all(axis=-1).sum() > 10 and len(np.unique(painted.reshape(-1, 4), axis=0)) > 30
 
 
 def test_a_moment_map_redraws_its_axes_only_a_few_times_as_a_variance_climbs():
