@@ -132,7 +132,8 @@ class ActivationSummaries(StepCallback):
         self._probed_model = None          # the model the probe was traced for
         self._probe = None          # its traced pass: probe batch -> what each event logs
         self._in_fit = False        # between on_train_begin and on_train_end
-        self._froze_heap = False    # gc.freeze() for the rest of this fit (_freeze_heap)
+        self._freeze_due = False    # at this fit's first step end (_freeze_heap)
+        self._froze_heap = False    # gc.freeze() for the rest of this fit
         self._fit_scope = None      # a writer passed in, entered for the current fit
         self._figure_data = {}      # the last logged step's, for a later final=True request
         self._step0_figures = None  # step 0's figure data, until the first step has run
@@ -158,7 +159,7 @@ class ActivationSummaries(StepCallback):
             return
         self._unfreeze_heap()  # left frozen by a fit that never ended: no fit of ours is running
         self._in_fit = True
-        self._froze_heap = False
+        self._freeze_due, self._froze_heap = True, False
         if not self._owns_writer:  # the owner's writer is the default for the whole fit
             self._fit_scope = self.writer.as_default()
             self._fit_scope.__enter__()
@@ -173,7 +174,8 @@ class ActivationSummaries(StepCallback):
             self._initial_weights = _SavedWeights(self.model.weights)
 
     def on_step_end(self, step):
-        self._freeze_heap()
+        if self._freeze_due:
+            self._freeze_heap()
         self._log_initial_state()
         self._submit_step0_figures()
         # Under steps_per_execution N that does not divide `every`: the first execution end
@@ -345,8 +347,10 @@ class ActivationSummaries(StepCallback):
         the figures makes enough long-lived objects to set one off, and a full collection of a
         training process (~460,000 objects for the app's) holds the GIL for ~0.25 s: every
         thread, training's too, stood still. Left alone when objects are frozen already (their
-        gc.unfreeze is not ours to call)."""
-        if self._in_fit and not self._froze_heap and gc.get_freeze_count() == 0:
+        gc.unfreeze is not ours to call). Once a fit: gc.get_freeze_count() walks every frozen
+        object."""
+        self._freeze_due = False
+        if self._in_fit and gc.get_freeze_count() == 0:
             gc.freeze()
             _HEAP_FROZEN[0] = self._froze_heap = True
 
