@@ -292,15 +292,24 @@ class Page:
             self.mouse("mouseMoved", x0 + (x1 - x0) * i / steps, y0 + (y1 - y0) * i / steps, buttons=1)
         self.mouse("mouseReleased", x1, y1)
 
-    def screenshot(self, path, selector=None):
-        """A PNG of the page (or of the element `selector`, scrolled into view) at `path`."""
+    def screenshot(self, path, selector=None, attempts=20):
+        """A PNG of the page (or of the element `selector`, scrolled into view) at `path`. An
+        element is taken where it was both before and after the capture: a panel above it that
+        grows meanwhile (its data arriving late on a busy machine) moves it out of the clip."""
         import base64
         params = {"format": "png", "captureBeyondViewport": True}
-        if selector:
-            rect = self.evaluate(f"(() => {{ const r = document.querySelector({selector!r}).getBoundingClientRect();"
-                                 " return [r.x + window.scrollX, r.y + window.scrollY, r.width, r.height]; })()")
-            params["clip"] = {"x": rect[0], "y": rect[1], "width": rect[2], "height": rect[3], "scale": 1}
-        data = self.call("Page.captureScreenshot", **params)["data"]
+        where = (f"(() => {{ const r = document.querySelector({selector!r}).getBoundingClientRect();"
+                 " return [r.x + window.scrollX, r.y + window.scrollY, r.width, r.height]; })()")
+        for _ in range(attempts):
+            if selector:
+                rect = self.evaluate(where)
+                params["clip"] = {"x": rect[0], "y": rect[1], "width": rect[2], "height": rect[3], "scale": 1}
+            data = self.call("Page.captureScreenshot", **params)["data"]
+            if not selector or self.evaluate(where) == rect:
+                break
+            time.sleep(0.25)
+        else:
+            raise AssertionError(f"{selector} kept moving: no steady screenshot of it")
         with open(path, "wb") as f:
             f.write(base64.b64decode(data))
         return os.path.abspath(path)

@@ -5,6 +5,7 @@ in a real browser, following a run that grows while it is open."""
 import importlib.util
 import json
 import shutil
+import time
 import tomllib
 import urllib.request
 from importlib import import_module
@@ -681,10 +682,24 @@ def test_signal_by_depth_view_draws_each_runs_forward_and_backward_line(sweep, t
             url = base + PREFIX + "/index.html" + ("?groupSeeds=1" if grouped else "")
             with browser.Page(url, height=1500) as page:
                 page.wait_for("document.querySelectorAll('#depth-backward path.depth-line').length > 0", what="depth lines")
+                # The distribution card above it drawn too: its legend, growing, moves the depth card.
+                page.wait_for("!!document.querySelector('#distribution .chart-title')"
+                              " && document.querySelectorAll('#legend td').length > 0", what="the distribution")
                 lines = page.evaluate("""(() => Object.fromEntries(['forward', 'backward'].map((side) =>
                   [side, [...document.querySelectorAll('#depth-' + side + ' path.depth-line')].map((p) =>
                     [p.dataset.run, p.classList.contains('dashed'), p.getAttribute('stroke')])])))()""")
-                shot = page.screenshot(tmp_path / f"depth-{grouped}.png", selector="#depth-card")
+                # SELU's blue and ReLU's orange drawn in both panels (as the page is told to colour
+                # them, below): looked for in screenshots until they show, for 20 s at most.
+                deadline = time.monotonic() + 20
+                while True:
+                    shot = page.screenshot(tmp_path / f"depth-{grouped}.png", selector="#depth-card")
+                    image = matplotlib.image.imread(shot)
+                    halves = (image[:, : image.shape[1] // 2], image[:, image.shape[1] // 2:])
+                    shares = [(_colour_share(h, "#1f77b4"), _colour_share(h, "#ff7f0e")) for h in halves]
+                    if all(blue > 0.001 and orange > 0.001 for blue, orange in shares):
+                        break
+                    assert time.monotonic() < deadline, f"blue and orange shares of each panel: {shares}"
+                    time.sleep(1)
                 bands = page.evaluate("[...document.querySelectorAll('#depth-card polygon.band')].map((p) => p.dataset.group)")
                 legend = page.evaluate("document.querySelector('#depth-legend').textContent")
             if not grouped:
@@ -696,7 +711,7 @@ def test_signal_by_depth_view_draws_each_runs_forward_and_backward_line(sweep, t
                 assert sorted(run for run, _, _ in lines["backward"]) == ["group:sweep/relu", "group:sweep/selu"]
                 assert sorted(bands) == ["group:sweep/relu"] * 2 + ["group:sweep/selu"] * 2
             assert all(dashed for _, dashed, _ in lines["backward"]) and not any(d for _, d, _ in lines["forward"])
-            image = matplotlib.image.imread(shot)
-            left, right = image[:, : image.shape[1] // 2], image[:, image.shape[1] // 2:]
-            for half in (left, right):  # SELU's blue and ReLU's orange in both panels
-                assert _colour_share(half, "#1f77b4") > 0.001 and _colour_share(half, "#ff7f0e") > 0.001
+            for side in ("forward", "backward"):  # each activation's own colour (avh.palette)
+                strokes = {run.split("/")[1]: stroke for run, _, stroke in lines[side]  # a group, or seed 0:
+                           if run.startswith("group:") or run.startswith("sweep/") and run.endswith("seed0")}  # base shade
+                assert strokes["selu"].lower() == "#1f77b4" and strokes["relu"].lower() == "#ff7f0e", strokes
