@@ -643,6 +643,10 @@ def test_page_follows_a_growing_run_by_itself_and_keeps_the_users_choices(tmp_pa
         newcomer.close()
         _wait_text(page, "#updated", "last step 40")
         page.wait_for("!!document.querySelector('#run-list li[data-run=\"relu/seed2\"]')", what="the new run")
+        # Listed as soon as TensorBoard sees its folder, selected by the page itself once its
+        # summaries are read too (a run without data is not): on a busy machine, a refresh later.
+        page.wait_for("document.querySelector('#run-list li[data-run=\"relu/seed2\"] input').checked",
+                      what="the new run selected")
         state = page.evaluate("""(() => ({
           layer: document.querySelector('#layer').value,
           stepText: document.querySelector('#step-text').textContent,
