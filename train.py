@@ -11,6 +11,7 @@ import time
 PROCESS_START = time.perf_counter()  # for the time-to-first-step figure in metrics.json
 
 import argparse
+import gc
 import signal
 import sys
 from pathlib import Path
@@ -157,4 +158,9 @@ def train(cfg, resume_dir=None, data=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    # Everything is on disk (the events flushed with the last checkpoint): the interpreter's
+    # closing full garbage collection of the ~500,000 objects of TensorFlow, Keras and matplotlib
+    # (0.25-0.55 s here) would free only what the process's exit frees. Frozen, they are skipped.
+    gc.freeze()
+    sys.exit(status)
