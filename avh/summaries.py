@@ -133,7 +133,6 @@ class ActivationSummaries(StepCallback):
         self._probe = None          # its traced pass: probe batch -> what each event logs
         self._in_fit = False        # between on_train_begin and on_train_end
         self._freeze_due = False    # at this fit's first step end (_freeze_heap)
-        self._froze_heap = False    # gc.freeze() for the rest of this fit
         self._fit_scope = None      # a writer passed in, entered for the current fit
         self._figure_data = {}      # the last logged step's, for a later final=True request
         self._step0_figures = None  # step 0's figure data, until the first step has run
@@ -159,7 +158,7 @@ class ActivationSummaries(StepCallback):
             return
         self._unfreeze_heap()  # left frozen by a fit that never ended: no fit of ours is running
         self._in_fit = True
-        self._freeze_due, self._froze_heap = True, False
+        self._freeze_due = True
         if not self._owns_writer:  # the owner's writer is the default for the whole fit
             self._fit_scope = self.writer.as_default()
             self._fit_scope.__enter__()
@@ -352,7 +351,7 @@ class ActivationSummaries(StepCallback):
         self._freeze_due = False
         if self._in_fit and gc.get_freeze_count() == 0:
             gc.freeze()
-            _HEAP_FROZEN[0] = self._froze_heap = True
+            _HEAP_FROZEN[0] = True
 
     @staticmethod
     def _unfreeze_heap():
@@ -366,9 +365,7 @@ class ActivationSummaries(StepCallback):
         if not self._in_fit:
             return
         self._in_fit = False
-        if self._froze_heap:
-            self._froze_heap = False
-            self._unfreeze_heap()  # collectable again, as before the fit
+        self._unfreeze_heap()  # collectable again, as before the fit
         self.wait_for_moments()  # the writer's flush or close below takes them along
         if self._fit_scope is not None:
             scope, self._fit_scope = self._fit_scope, None
