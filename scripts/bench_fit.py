@@ -16,42 +16,12 @@ from pathlib import Path
 from avh_app.cli import import_tensorflow
 
 tf, keras = import_tensorflow()
-from avh import DEFAULT_EVERY
-from avh.probe import applies_activation
 from avh.summaries import ActivationSummaries
 from avh_app import loop
-from avh_app.bench import peers
+from avh_app.bench.fits import logged_layers, logging_callback, network
 from avh_app.bench.plan import KINDS
 from avh_app.config import Config
-from avh_app.run import Network, Run, cnn
-
-# -----------------------------------------------------------------------------
-# Settings: the peers' cadence, and the figures the callback draws (as many as the app draws).
-EVERY = DEFAULT_EVERY
-FIGURE_LAYERS = 2
-
-
-def network(name, cfg):
-    """The app's CNN (its six numbered layers, the app's figure layers), or a keras.applications
-    network at the data's image size, weights=None, logits out."""
-    if name == "cnn":
-        return cnn(cfg)
-
-    def build(data, cfg, resolved):
-        return getattr(keras.applications, name)(input_shape=data.image_shape, weights=None,
-                                                 classes=data.num_classes,
-                                                 classifier_activation=None)
-    return Network(build)
-
-
-def logged_layers(run, model):
-    """(names of the layers logged, names of those drawn): the app's for its CNN; for other
-    networks every layer that applies an activation, two of them drawn (a third and two thirds
-    of the way)."""
-    if run.network.layers is not None:
-        return list(run.network.layers), list(run.network.figure_layers)
-    names = [layer.name for layer in model.layers if applies_activation(layer)]
-    return names, [names[len(names) * k // (FIGURE_LAYERS + 1)] for k in range(1, FIGURE_LAYERS + 1)]
+from avh_app.run import Run
 
 
 def main():
@@ -72,17 +42,9 @@ def main():
     run.load_data()
     model = run.build_model()
     clock = loop.SteadyClock(PROCESS_START)
-    callbacks, summaries = [clock], None
-    names, drawn = logged_layers(run, model)
-    if args.kind == "callback":
-        summaries = ActivationSummaries(run.probe_batch, log_dir=args.logdir, every=EVERY,
-                                        layers=names, numbered=run.network.numbered,
-                                        figure_layers=drawn)
-        callbacks.append(summaries)
-    elif args.kind == "keras-tensorboard":
-        callbacks.append(peers.keras_tensorboard(args.logdir))
-    elif args.kind == "handwritten":
-        callbacks.append(peers.HandwrittenHistograms(run.probe_batch, names, args.logdir, EVERY))
+    logging = logging_callback(args.kind, run, model, args.logdir)
+    callbacks = [clock] + ([logging] if logging else [])
+    summaries = logging if isinstance(logging, ActivationSummaries) else None
 
     # A plain fit as users write it, one per epoch like train.py (for the same data order), with
     # Keras' own CallbackList, which converts every step's logs to floats.
@@ -94,7 +56,7 @@ def main():
         step += steps
     result = {"kind": args.kind, "network": args.network, "steps": step,
               "batch_size": cfg.batch_size,
-              "logged_layers": len(names),
+              "logged_layers": len(logged_layers(run, model)[0]),
               "examples_per_sec": clock.examples_per_sec(cfg.batch_size),
               "cpu_seconds_per_step": clock.cpu_seconds_per_step(),
               "seconds_to_first_step": clock.first_step_at, "timed_steps": clock.steps,

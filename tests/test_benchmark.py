@@ -72,3 +72,71 @@ def test_the_report_pairs_each_kind_with_the_plain_fit_of_its_repeat_and_says_on
     assert "- mnist, app: 3.6% in all: activation summaries 2.4%, test subset 1.2%" in text
     assert "figures at every summary step, MNIST, 300 steps: --summary-every 25: 13 of 13" in text
     assert "whole process" in text and "figures at 6 of 6 summary steps" in text
+
+
+PAIRED = REPO_ROOT / "scripts" / "bench_paired.py"
+
+
+@pytest.mark.slow  # a subprocess: a fit of 12 blocks
+def test_paired_benchmark_hands_each_block_to_one_kind_and_charges_it_its_event(tmp_path):
+    """One fit, its epochs in turn to each kind: the callback's events are exactly step 0, the
+    ends of its own blocks and the fit's last step (read back from its event file), and every
+    block is timed."""
+    import json
+
+    from avh.events import read_events
+    from avh.tags import HISTOGRAM_TAG, PLOT_TAG
+
+    out = tmp_path / "paired.json"
+    result = subprocess.run([sys.executable, str(PAIRED), "--quick", "--shapes", "mnist",
+                             "--workdir", str(tmp_path), "--json", str(out)],
+                            capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| mnist | callback |" in result.stdout
+    assert "- mnist: callback / keras-tensorboard " in result.stdout
+    saved = json.loads(out.read_text())
+    block, blocks = saved["block_steps"], saved["shapes"]["mnist"]["blocks"]
+    assert [b["kind"] for b in blocks[:4]] == ["plain", "callback", "keras-tensorboard", "handwritten"]
+    assert len(blocks) == 12 and all(b["wall"] > 0 and b["cpu"] > 0 for b in blocks)
+    for r in (1, 2):  # each measured round: every kind once, in an order of its own
+        assert sorted(b["kind"] for b in blocks if b["round"] == r) == sorted(blocks[i]["kind"]
+                                                                                for i in range(4))
+    ends = {block * (i + 1) for i, b in enumerate(blocks) if b["kind"] == "callback"}
+    events = read_events(tmp_path / "mnist" / "callback",
+                         want=lambda tag: tag.startswith(HISTOGRAM_TAG.format(layer="")))
+    steps = {step for series in events.values() for step, _ in series}
+    assert steps == {0} | ends | {block * len(blocks)}
+    # Figures at every measured block's event (no time budget here: all its work is charged).
+    plots = read_events(tmp_path / "mnist" / "callback",
+                        want=lambda tag: tag.startswith(PLOT_TAG.split("{")[0]))
+    measured = {block * (i + 1) for i, b in enumerate(blocks) if b["kind"] == "callback" and b["round"]}
+    assert plots and all(measured <= {step for step, _ in series} for series in plots.values())
+
+
+def test_the_paired_report_compares_each_kind_with_the_plain_block_of_its_round():
+    """summarise() on made-up blocks: per round the ratio to that round's plain block, so a
+    drift between rounds cancels; round 0 (warming up) is left out."""
+    from avh_app.bench import paired
+
+    blocks = [{"kind": k, "round": 0, "wall": 50.0, "cpu": 50.0} for k in paired.KINDS]
+    for r, drift in enumerate((1.0, 1.3, 0.8, 1.1, 0.9), start=1):  # the machine's speed drifts
+        for kind, wall in (("plain", 1.0), ("callback", 1.02), ("keras-tensorboard", 1.05),
+                           ("handwritten", 1.10)):
+            blocks.append({"kind": kind, "round": r, "wall": wall * drift, "cpu": 2 * wall * drift})
+    s = paired.summarise({"blocks": blocks})
+    assert s["rounds"] == 5
+    callback = s["kinds"]["callback"]
+    assert callback["wall"] == pytest.approx((1 / 1.02,) * 3)
+    assert callback["cpu"] == pytest.approx((1.02,) * 3)
+    assert s["kinds"]["plain"]["block_ms"][0] == pytest.approx(1000.0)
+    assert s["kinds"]["handwritten"]["extra_ms"][0] == pytest.approx(100.0)
+    assert s["pairs"]["keras-tensorboard"]["wall"] == pytest.approx((1.05 / 1.02,) * 3)
+    assert s["pairs"]["handwritten"]["cpu"] == pytest.approx((1.10 / 1.02,) * 3)
+
+
+@pytest.mark.parametrize("args", [["--rounds", "0"], ["--shapes", "nope"]])
+def test_the_paired_benchmark_refuses_bad_input_in_one_line(args):
+    result = subprocess.run([sys.executable, str(PAIRED), *args], capture_output=True, text=True,
+                            timeout=60, cwd=REPO_ROOT)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1
