@@ -50,6 +50,11 @@ class Costs:
                 "moments": 1000 * self.moments_seconds / self.events}
 
 
+# The update-to-weight ratio of a kernel larger than this is measured on this many of its values
+# (a fixed random sample, the same at every summary step): a callback keeps that many of each
+# kernel from one summary step to the next, not a copy of every weight.
+UPDATE_SAMPLE = 32_768
+
 # Whether _freeze_heap's gc.freeze() is in force (one process-wide heap, so one flag).
 _HEAP_FROZEN = [False]
 
@@ -139,7 +144,7 @@ class ActivationSummaries(StepCallback):
         self._moments_thread = None  # the moments' numpy and scalar writes, off the training thread
         self._moments_pending = []
         self._gradient_reason = None  # why there are no gradients, or None
-        self._previous_kernels = {}  # {id(kernel): its value at the previous summary step}
+        self._previous_kernels = {}  # {id(kernel): _KernelSample, its values at the last summary step}
         self._warm_up = None  # the probe's first run (TensorFlow optimising its graph), on a thread
         self._initial_weights = None  # until step 0 is logged, after the first step
         self._predictions = None  # (step, the model's output on the probe), with keep_predictions
@@ -416,11 +421,11 @@ class ActivationSummaries(StepCallback):
         if not self._gradient_reason:
             self.probe_labels = tf.convert_to_tensor(self.probe_labels)
             signature.append(probe_signature(self.probe_labels))
-            # Each kernel as it was at the previous summary step, for the update-to-weight
-            # ratio: made here, since variables made while tracing would make it trace twice.
-            self._previous_kernels = {id(w): tf.Variable(tf.zeros(w.shape, tf.float32),
-                                                         trainable=False)
-                                      for w in model.trainable_weights if w.name == "kernel"}
+            # Each kernel (or its sample) as it was at the previous summary step, for the
+            # update-to-weight ratio: made here, since variables made while tracing would make
+            # it trace twice.
+            kernels = [w for w in model.trainable_weights if w.name == "kernel"]
+            self._previous_kernels = {id(w): _KernelSample(w, seed) for seed, w in enumerate(kernels)}
         self._probe = tf.function(self._trace_probe, autograph=False).get_concrete_function(
             *signature)
         # Its first run optimises the graph (~0.5 s for the app's CNN): on a thread now, while
@@ -519,7 +524,8 @@ class ActivationSummaries(StepCallback):
             result["layers"][tag] = {"histogram": signal.histogram_parts(values),
                                      "stats": signal.gradient_stats(values)}
         for (tag, kernel), gradient in zip(kernels.items(), gradients[len(tags):]):
-            weights, previous = tf.cast(kernel, tf.float32), self._previous_kernels[id(kernel)]
+            sample = self._previous_kernels[id(kernel)]
+            weights, previous = sample.values(kernel), sample.previous
             result["kernels"][tag] = {
                 "gradient_norm": tf.norm(tf.cast(gradient, tf.float32) / unscale),
                 "update_ratio": tf.math.divide_no_nan(tf.norm(weights - previous), tf.norm(previous))}
@@ -562,6 +568,30 @@ class ActivationSummaries(StepCallback):
             print(f"avh: no moments for {count} of {len(chosen)} logged layers ({reasons})",
                   file=sys.stderr)
         return feeds
+
+
+class _KernelSample:
+    """What the update-to-weight ratio ||W - W_prev|| / ||W_prev|| keeps of a kernel between
+    summary steps: all of its values (float32) when it has at most UPDATE_SAMPLE, else
+    UPDATE_SAMPLE of them drawn at random with replacement, the same draw at every step (a
+    stateless draw from `seed`: nothing stored but the values). The sampled ratio estimates the
+    whole kernel's: both norms are over the same values."""
+
+    def __init__(self, kernel, seed):
+        self.size = kernel.shape.num_elements()
+        self.sampled = self.size > UPDATE_SAMPLE
+        self.seed = seed
+        self.previous = tf.Variable(tf.zeros([min(self.size, UPDATE_SAMPLE)], tf.float32),
+                                    trainable=False)
+
+    def values(self, kernel):
+        """The kernel's kept values now (in a traced graph)."""
+        flat = tf.reshape(tf.cast(kernel, tf.float32), [-1])
+        if not self.sampled:
+            return flat
+        at = tf.random.stateless_uniform([UPDATE_SAMPLE], seed=[self.seed, 0], minval=0,
+                                         maxval=self.size, dtype=tf.int64)
+        return tf.gather(flat, at)
 
 
 class _SavedWeights:

@@ -130,3 +130,29 @@ def test_gradients_under_mixed_precision_are_float32(tmp_path):
         keras.config.set_dtype_policy("float32")
     _, std = events[GRADIENT_STAT_TAG.format(layer="relu", stat="std")][-1]
     assert std.dtype == np.float32 and 0 < float(std) < 1
+
+
+def test_a_large_kernels_update_ratio_is_measured_on_a_fixed_sample_of_it(tmp_path):
+    """A kernel of more than UPDATE_SAMPLE values keeps only a sample between summary steps (the
+    callback holds no copy of the weights); its ratio is within 2% of the whole kernel's, from
+    the weights saved at the summary steps."""
+    from avh import summaries as summaries_module
+
+    keras.utils.set_random_seed(2)
+    x = RNG.normal(size=(64, 400)).astype("float32")
+    y = RNG.integers(0, 3, 64)
+    inputs = keras.Input((400,))
+    h = keras.layers.ReLU(name="relu")(keras.layers.Dense(200, name="big")(inputs))  # 80,000 values
+    model = keras.Model(inputs, keras.layers.Dense(3, name="logits")(h))
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=LOSS)
+    weights = Weights()
+    summaries = ActivationSummaries(x[:16], probe_labels=y[:16], log_dir=tmp_path, every=4)
+    model.fit(x, y, epochs=1, batch_size=8, callbacks=[weights, summaries], verbose=0)
+    kept = {s.size: s.previous.shape.num_elements() for s in summaries._previous_kernels.values()}
+    assert kept == {80_000: summaries_module.UPDATE_SAMPLE, 600: 600}
+    ratios = read_events(tmp_path)[WEIGHT_TAG.format(layer="relu", stat="update_ratio")]
+    assert [s for s, _ in ratios] == [4, 8]
+    for step, ratio in ratios:
+        w, w_prev = weights.at[step]["big"], weights.at[step - 4]["big"]
+        exact = np.linalg.norm(w - w_prev) / np.linalg.norm(w_prev)
+        assert float(ratio) == pytest.approx(exact, rel=0.02)
