@@ -67,7 +67,8 @@ class ActivationSummaries(StepCallback):
     (drawn on a background thread within a time budget). With the probe's labels, the backward
     signal too: the gradient of the compiled loss with respect to each layer's output under
     `gradients/<layer>` and `gradient_stats/<layer>/...`, and per kernel its gradient's norm and
-    the update-to-weight ratio under `weights/<layer>/...` (avh.tags).
+    the update-to-weight ratio under `weights/<layer>/...` (avh.tags; a kernel of more than
+    UPDATE_SAMPLE values: on a fixed random sample of that many, so no copy of it is kept).
 
     Works with any keras.Model (Sequential, functional, nested, subclassed, custom layers holding
     layers): the probe's forward pass is traced once with the chosen layers' outputs recorded

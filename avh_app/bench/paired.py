@@ -70,7 +70,7 @@ def report(results, info, block):
             wall, cpu = pair["wall"], pair["cpu"]
             verdicts.append(f"- {shape}: callback / {peer} {_ci(wall)}: "
                             f"{_words(stats.verdict(wall, s['rounds']), 'callback', peer)}; CPU "
-                            f"{_ci(cpu)}: {_cpu_words(stats.verdict(cpu, s['rounds']), peer)}")
+                            f"{_ci(cpu)}: {_cpu_words(stats.verdict(cpu, s['rounds']))}")
         verdicts.append(f"- {shape}: the callback's events {result['callback_events']}, figures "
                         f"drawn at {result['figures_drawn']}, skipped at {result['figures_skipped']}")
     lines += ["", "paired, round by round (the peer's block time, and CPU time, over the callback's: "
@@ -78,6 +78,6 @@ def report(results, info, block):
     return "\n".join(lines)
 
 
-def _cpu_words(verdict, peer):
+def _cpu_words(verdict):
     return {"above": "the callback uses less", "below": "the callback uses more",
             "within": "no difference resolved", "too few": "nothing resolved"}[verdict]
