@@ -1,6 +1,7 @@
 """The callbacks side by side in one process, to the percent: one long model.fit whose epochs of
-100 steps go in turn to a plain fit and to each kind of logging (avh's ActivationSummaries, Keras'
-TensorBoard, the hand-written histograms), in a new random order every round. Each kind is
+100 steps go in turn to a plain fit and to each kind of logging (avh's ActivationSummaries, also
+with the probe's labels for the backward signal, Keras' TensorBoard, the hand-written
+histograms), in a new random order every round. Each kind is
 timed over its own blocks, wall and CPU time, and compared with the plain block of the same
 round, a few seconds away: the machine's drift between processes (±5-15% here) cancels out.
 
@@ -103,8 +104,9 @@ def measure(shape, data_dir, logdir, rounds, block, seed):
     turns = Turns(kinds, schedule)
     model.fit(run.train_batches(0).repeat(), epochs=len(schedule), steps_per_epoch=block,
               shuffle=False, callbacks=[turns], verbose=0)
+    for callbacks in (kinds["callback"], kinds["callback-gradients"]):
+        callbacks[0].close()  # its threads and writer
     summaries = kinds["callback"][0]
-    summaries.close()
     return {"network": shape.network, "batch_size": shape.batch_size,
             "blocks": [dataclasses.asdict(b) for b in turns.blocks],
             "callback_events": summaries.costs.events,

@@ -85,7 +85,7 @@ def test_paired_benchmark_hands_each_block_to_one_kind_and_charges_it_its_event(
     import json
 
     from avh.events import read_events
-    from avh.tags import HISTOGRAM_TAG, PLOT_TAG
+    from avh.tags import GRADIENT_TAG, HISTOGRAM_TAG, PLOT_TAG
 
     out = tmp_path / "paired.json"
     result = subprocess.run([sys.executable, str(PAIRED), "--quick", "--shapes", "mnist",
@@ -94,13 +94,14 @@ def test_paired_benchmark_hands_each_block_to_one_kind_and_charges_it_its_event(
     assert result.returncode == 0, result.stderr[-3000:]
     assert "| mnist | callback |" in result.stdout
     assert "- mnist: callback / keras-tensorboard " in result.stdout
+    assert "- mnist: the backward signal, callback-gradients / callback: " in result.stdout
     saved = json.loads(out.read_text())
     block, blocks = saved["block_steps"], saved["shapes"]["mnist"]["blocks"]
-    assert [b["kind"] for b in blocks[:4]] == ["plain", "callback", "keras-tensorboard", "handwritten"]
-    assert len(blocks) == 12 and all(b["wall"] > 0 and b["cpu"] > 0 for b in blocks)
+    kinds = ["plain", "callback", "callback-gradients", "keras-tensorboard", "handwritten"]
+    assert [b["kind"] for b in blocks[:5]] == kinds
+    assert len(blocks) == 15 and all(b["wall"] > 0 and b["cpu"] > 0 for b in blocks)
     for r in (1, 2):  # each measured round: every kind once, in an order of its own
-        assert sorted(b["kind"] for b in blocks if b["round"] == r) == sorted(blocks[i]["kind"]
-                                                                                for i in range(4))
+        assert sorted(b["kind"] for b in blocks if b["round"] == r) == sorted(kinds)
     ends = {block * (i + 1) for i, b in enumerate(blocks) if b["kind"] == "callback"}
     events = read_events(tmp_path / "mnist" / "callback",
                          want=lambda tag: tag.startswith(HISTOGRAM_TAG.format(layer="")))
@@ -111,6 +112,11 @@ def test_paired_benchmark_hands_each_block_to_one_kind_and_charges_it_its_event(
                         want=lambda tag: tag.startswith(PLOT_TAG.split("{")[0]))
     measured = {block * (i + 1) for i, b in enumerate(blocks) if b["kind"] == "callback" and b["round"]}
     assert plots and all(measured <= {step for step, _ in series} for series in plots.values())
+    # With the probe's labels the backward signal is logged too; without, none.
+    assert read_events(tmp_path / "mnist" / "callback-gradients",
+                       want=lambda tag: tag.startswith(GRADIENT_TAG.format(layer="")))
+    assert not read_events(tmp_path / "mnist" / "callback",
+                           want=lambda tag: tag.startswith(GRADIENT_TAG.format(layer="")))
 
 
 def test_the_paired_report_compares_each_kind_with_the_plain_block_of_its_round():
@@ -132,6 +138,8 @@ def test_the_paired_report_compares_each_kind_with_the_plain_block_of_its_round(
     assert s["kinds"]["handwritten"]["extra_ms"][0] == pytest.approx(100.0)
     assert s["pairs"]["keras-tensorboard"]["wall"] == pytest.approx((1.05 / 1.02,) * 3)
     assert s["pairs"]["handwritten"]["cpu"] == pytest.approx((1.10 / 1.02,) * 3)
+    assert "gradients" not in s["pairs"]  # a kind that did not run is left out
+    assert "callback-gradients" not in s["kinds"]
 
 
 @pytest.mark.parametrize("args", [["--rounds", "0"], ["--shapes", "nope"]])

@@ -41,14 +41,15 @@ def logged_layers(run, model):
 
 
 def logging_callback(kind, run, model, logdir, every=EVERY, figure_time_share=None):
-    """The callback of a kind of logging ("callback", "keras-tensorboard", "handwritten") on the
-    same probe batch and layers, writing to `logdir`; None for "plain". `figure_time_share`:
+    """The callback of a kind of logging ("callback", "callback-gradients", "keras-tensorboard",
+    "handwritten") on the same probe batch and layers, writing to `logdir`; None for "plain". `figure_time_share`:
     ActivationSummaries' (None: its default)."""
     names, drawn = logged_layers(run, model)
-    if kind == "callback":
-        return ActivationSummaries(run.probe_batch, log_dir=logdir, every=every, layers=names,
-                                   numbered=run.network.numbered, figure_layers=drawn,
-                                   figure_time_share=figure_time_share)
+    if kind in ("callback", "callback-gradients"):  # with the probe's labels: the backward signal
+        labels = run.probe_labels if kind == "callback-gradients" else None
+        return ActivationSummaries(run.probe_batch, log_dir=logdir, probe_labels=labels,
+                                   every=every, layers=names, numbered=run.network.numbered,
+                                   figure_layers=drawn, figure_time_share=figure_time_share)
     if kind == "keras-tensorboard":
         return peers.keras_tensorboard(logdir)
     if kind == "handwritten":

@@ -5,7 +5,9 @@ import numpy as np
 from avh_app.bench import stats
 from avh_app.bench.results import _ci, _words
 
-KINDS = ("plain", "callback", "keras-tensorboard", "handwritten")  # callbacks in a plain fit
+# Callbacks in a plain fit: avh's, with the backward signal too (the probe's labels), and its peers.
+KINDS = ("plain", "callback", "callback-gradients", "keras-tensorboard", "handwritten")
+PEERS = ("keras-tensorboard", "handwritten")  # what the callback (no labels, as theirs) is paired with
 
 
 def turns_schedule(rounds, seed):
@@ -22,16 +24,18 @@ def turns_schedule(rounds, seed):
 def summarise(result):
     """{kind: {"wall": (median, low, high) of plain wall / kind wall (throughput against the
     plain fit), "cpu": ... of kind CPU / plain CPU, "extra_ms": ... of kind wall - plain wall
-    (what a block of `every` steps costs more)}}, and the pairs ({peer: {"wall": ..., "cpu": ...}}
-    of the peer's time over the callback's: above 1 the callback costs less), over the measured
-    rounds."""
+    (what a block of `every` steps costs more)}} of the kinds in every round, and the pairs
+    ({peer: {"wall": ..., "cpu": ...}} of the peer's time over the callback's: above 1 the
+    callback costs less; "gradients": callback-gradients' over the callback's, what the backward
+    signal adds), over the measured rounds."""
     by_round = {}
     for b in result["blocks"]:
         if b["round"] > 0:
             by_round.setdefault(b["round"], {})[b["kind"]] = b
     rounds = [by_round[r] for r in sorted(by_round)]
+    present = [kind for kind in KINDS if all(kind in r for r in rounds)]
     kinds = {}
-    for kind in KINDS:
+    for kind in present:
         walls = [r[kind]["wall"] for r in rounds]
         entry = {"block_ms": stats.median_interval([1000 * w for w in walls])}
         if kind != "plain":
@@ -43,7 +47,11 @@ def summarise(result):
         kinds[kind] = entry
     pairs = {peer: {time: stats.median_interval([r[peer][time] / r["callback"][time] for r in rounds])
                     for time in ("wall", "cpu")}
-             for peer in KINDS[2:]}
+             for peer in PEERS if peer in present}
+    if "callback-gradients" in present:  # what the backward signal adds to the callback
+        pairs["gradients"] = {time: stats.median_interval(
+            [r["callback-gradients"][time] / r["callback"][time] for r in rounds])
+            for time in ("wall", "cpu")}
     return {"rounds": len(rounds), "kinds": kinds, "pairs": pairs}
 
 
@@ -68,6 +76,10 @@ def report(results, info, block):
                          f"| {_ci(k['cpu'])} | {_ci(k['extra_ms'], '{:.0f}')} |")
         for peer, pair in s["pairs"].items():
             wall, cpu = pair["wall"], pair["cpu"]
+            if peer == "gradients":
+                verdicts.append(f"- {shape}: the backward signal, callback-gradients / callback: "
+                                f"block time {_ci(wall)}, CPU {_ci(cpu)}")
+                continue
             verdicts.append(f"- {shape}: callback / {peer} {_ci(wall)}: "
                             f"{_words(stats.verdict(wall, s['rounds']), 'callback', peer)}; CPU "
                             f"{_ci(cpu)}: {_cpu_words(stats.verdict(cpu, s['rounds']))}")
