@@ -1,12 +1,12 @@
 """The callbacks side by side in one process, to the percent: one long model.fit whose epochs of
 100 steps go in turn to a plain fit and to each kind of logging (avh's ActivationSummaries, also
 with the probe's labels for the backward signal, Keras' TensorBoard, the hand-written
-histograms), in a new random order every round. Each kind is
-timed over its own blocks, wall and CPU time, and compared with the plain block of the same
-round, a few seconds away: the machine's drift between processes (±5-15% here) cancels out.
+histograms), in a new random order every round. Each kind is timed over its own blocks, wall and
+CPU time, and compared with the plain block of the same round, a few seconds away: the machine's
+drift between processes (±5-15% here) cancels out.
 
     python scripts/bench_paired.py [--shapes mnist cifar10 resnet50v2] [--rounds N] [--json FILE]
-    python scripts/bench_paired.py --quick        # tiny data and blocks: a smoke test, ~1 min
+    python scripts/bench_paired.py --quick        # tiny data and blocks: a smoke test, ~15 s
 
 A block holds one event of each kind, at its last step (the peers' cadence), and ends when
 everything that event started is done (the callback's figures and moments on their threads):

@@ -42,8 +42,8 @@ def logged_layers(run, model):
 
 def logging_callback(kind, run, model, logdir, every=EVERY, figure_time_share=None):
     """The callback of a kind of logging ("callback", "callback-gradients", "keras-tensorboard",
-    "handwritten") on the same probe batch and layers, writing to `logdir`; None for "plain". `figure_time_share`:
-    ActivationSummaries' (None: its default)."""
+    "handwritten") on the same probe batch and layers, writing to `logdir`; None for "plain".
+    `figure_time_share`: ActivationSummaries' (None: its default)."""
     names, drawn = logged_layers(run, model)
     if kind in ("callback", "callback-gradients"):  # with the probe's labels: the backward signal
         labels = run.probe_labels if kind == "callback-gradients" else None
