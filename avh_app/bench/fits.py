@@ -116,7 +116,7 @@ class Turns(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         for c in self._active:
             c.on_epoch_end(epoch, logs)
-            if hasattr(c, "wait_for_moments"):  # ActivationSummaries: all its event's work
+            if isinstance(c, ActivationSummaries):  # all its event's work, on its threads too
                 c.wait_for_moments()
                 if c.figures is not None:
                     c.figures.wait()

@@ -45,14 +45,16 @@ def summarise(result):
                 extra_ms=stats.median_interval(
                     [1000 * (r[kind]["wall"] - r["plain"]["wall"]) for r in rounds]))
         kinds[kind] = entry
-    pairs = {peer: {time: stats.median_interval([r[peer][time] / r["callback"][time] for r in rounds])
-                    for time in ("wall", "cpu")}
-             for peer in PEERS if peer in present}
+    pairs = {peer: _paired(rounds, peer, "callback") for peer in PEERS if peer in present}
     if "callback-gradients" in present:  # what the backward signal adds to the callback
-        pairs["gradients"] = {time: stats.median_interval(
-            [r["callback-gradients"][time] / r["callback"][time] for r in rounds])
-            for time in ("wall", "cpu")}
+        pairs["gradients"] = _paired(rounds, "callback-gradients", "callback")
     return {"rounds": len(rounds), "kinds": kinds, "pairs": pairs}
+
+
+def _paired(rounds, kind, against):
+    """{"wall": ..., "cpu": ...}: (median, low, high) of kind's time over against's, round by round."""
+    return {time: stats.median_interval([r[kind][time] / r[against][time] for r in rounds])
+            for time in ("wall", "cpu")}
 
 
 def report(results, info, block):
