@@ -1,10 +1,12 @@
 """What every command of the app shares: bad input as one `error:` line with exit status 2, the
-ways a run can stop early, and TensorFlow imported without its C++ start-up chatter.
+ways a run can stop early, and TensorFlow imported without its C++ start-up chatter and with its
+oneDNN CPU kernels on.
 
 No TensorFlow import here: compare.py and report.py use this before anything heavy.
 """
 import contextlib
 import os
+import platform
 import signal
 import sys
 
@@ -50,10 +52,27 @@ def quiet_stderr():
 
 
 def import_tensorflow():
-    """Import TensorFlow and Keras quietly (about 3 s); returns (tf, keras)."""
+    """Import TensorFlow and Keras quietly (about 3 s), with oneDNN on (use_onednn); returns
+    (tf, keras)."""
+    if "tensorflow" not in sys.modules:  # read once, when TensorFlow starts
+        use_onednn()
     with quiet_stderr():
         import keras
         import tensorflow as tf
 
         tf.config.list_physical_devices()  # the first device query logs a CUDA error on CPUs
     return tf, keras
+
+
+def use_onednn(environ=os.environ, machine=None):
+    """Turn TensorFlow's oneDNN CPU kernels on for this process, on x86-64, unless
+    TF_ENABLE_ONEDNN_OPTS says otherwise. TensorFlow turns them on by itself only on CPUs with
+    AVX-512 VNNI or BF16, AVX-VNNI or AMX (DefaultOneDnnPolicy, tensorflow/core/util/port.cc);
+    on an AVX2-only CPU it uses its Eigen kernels, with which the app's CNN trained 1.5x (MNIST)
+    and 1.7x (CIFAR-10) slower on a 2-core AMD EPYC (2026-12-07, docs/performance.md): Eigen's
+    gradient of a strided 5x5 convolution with respect to its input took 34-40 ms where
+    oneDNN's took 8 (MNIST's third layer, 128 images). The same training up to float rounding;
+    on a GPU only what runs on the CPU changes. Must run before TensorFlow is imported."""
+    machine = (machine or platform.machine()).lower()
+    if machine in ("x86_64", "amd64"):
+        environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")

@@ -278,6 +278,41 @@ def test_png_encoding_decodes_to_the_same_pixels(channels):
 
 
 # ---------------------------------------------------------------------------------------------
+# TensorFlow's oneDNN CPU kernels.
+
+@pytest.mark.parametrize("machine, given, expected", [
+    ("x86_64", None, "1"), ("AMD64", None, "1"),   # on where TensorFlow would leave them off
+    ("x86_64", "0", "0"), ("x86_64", "false", "false"),  # the user's own choice stays
+    ("aarch64", None, None), ("arm64", None, None)])     # another CPU: TensorFlow's default
+def test_onednn_is_turned_on_on_x86_unless_the_user_said_otherwise(machine, given, expected):
+    from avh_app.cli import use_onednn
+
+    environ = {} if given is None else {"TF_ENABLE_ONEDNN_OPTS": given}
+    use_onednn(environ, machine=machine)
+    assert environ.get("TF_ENABLE_ONEDNN_OPTS") == expected
+
+
+@pytest.mark.slow  # two TensorFlow imports, ~10 s
+@pytest.mark.skipif(__import__("platform").machine().lower() not in ("x86_64", "amd64"),
+                    reason="oneDNN is turned on on x86-64 only")
+def test_tensorflow_imported_by_the_app_runs_onednn_kernels():
+    """In a fresh process, as train.py starts: TensorFlow itself reports oneDNN on (the variable
+    was set before it read it), and off when the user turns it off."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("from avh_app.cli import import_tensorflow; import_tensorflow(); "
+            "from tensorflow.python.util import _pywrap_util_port as port; "
+            "print(port.IsMklEnabled())")
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    on = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    off = subprocess.run([sys.executable, "-c", code], env={**env, "TF_ENABLE_ONEDNN_OPTS": "0"},
+                         capture_output=True, text=True)
+    assert (on.stdout.split()[-1:], off.stdout.split()[-1:]) == (["True"], ["False"]), on.stderr[-500:]
+
+
+# ---------------------------------------------------------------------------------------------
 # Settings.
 
 @pytest.mark.parametrize("change, flag", [

@@ -10,6 +10,7 @@ from pathlib import Path
 from avh_app.bench import stats
 from avh_app.bench.plan import KINDS, SHAPES
 from avh_app.bench.processes import GB
+from avh_app.cli import use_onednn
 
 SHAPE_NAMES = {"mnist": "MNIST, the app's CNN", "cifar10": "CIFAR-10, the app's CNN",
                "resnet50v2": "ResNet50V2, 32x32, batch 32",
@@ -91,7 +92,17 @@ def machine():
     model = next((line.split(":", 1)[1].strip() for line in _cpuinfo()
                   if line.startswith("model name")), platform.processor() or platform.machine())
     return {"cpu": model, "cores": len(os.sched_getaffinity(0)), "python": platform.python_version(),
-            **{package: version(package) for package in ("tensorflow", "keras", "matplotlib")}}
+            **{package: version(package) for package in ("tensorflow", "keras", "matplotlib")},
+            "onednn": _onednn()}
+
+
+def _onednn():
+    """The measured processes' oneDNN setting (avh_app.cli.use_onednn): the same TensorFlow runs
+    other kernels on another CPU."""
+    environ = dict(os.environ)
+    use_onednn(environ)
+    value = environ.get("TF_ENABLE_ONEDNN_OPTS")
+    return "TensorFlow's default" if value is None else f"TF_ENABLE_ONEDNN_OPTS={value}"
 
 
 def _cpuinfo():
@@ -117,8 +128,9 @@ def report(summary, plan, info):
     own = f" ({', '.join(own)})" if own else ""
     lines = [f"## avh benchmark{quick}", "",
              f"{info['date']}; {m['cpu']}, {m['cores']} cores; TensorFlow {m['tensorflow']}, "
-             f"Keras {m['keras']}, Python {m['python']}; load average {info['load_before']:.2f} "
-             f"before, {info['load_after']:.2f} after; {plan.repeats} repeat(s) of every kind{own}, "
+             f"Keras {m['keras']}, Python {m['python']}, oneDNN: {m['onednn']}; load average "
+             f"{info['load_before']:.2f} before, {info['load_after']:.2f} after; "
+             f"{plan.repeats} repeat(s) of every kind{own}, "
              f"interleaved; medians with {stats.CONFIDENCE:.0%} bootstrap intervals", "",
              "| shape | kind | ex/s | ratio to plain | CPU/step ratio | median step ratio "
              "| first step s | peak RSS GB |",
