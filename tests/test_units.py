@@ -309,7 +309,8 @@ def test_tensorflow_imported_by_the_app_runs_onednn_kernels():
     on = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     off = subprocess.run([sys.executable, "-c", code], env={**env, "TF_ENABLE_ONEDNN_OPTS": "0"},
                          capture_output=True, text=True)
-    assert (on.stdout.split()[-1:], off.stdout.split()[-1:]) == (["True"], ["False"]), on.stderr[-500:]
+    assert (on.stdout.split()[-1:], off.stdout.split()[-1:]) == (["True"], ["False"]), (
+        on.stderr[-500:])
 
 
 # ---------------------------------------------------------------------------------------------

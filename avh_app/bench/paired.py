@@ -62,8 +62,9 @@ def report(results, info, block):
     lines = ["## avh callbacks side by side, in one process", "",
              f"{info['date']}; {m['cpu']}, {m['cores']} cores; TensorFlow {m['tensorflow']}, "
              f"Keras {m['keras']}, oneDNN: {m['onednn']}; load average "
-             f"{info['load_before']:.2f} before, {info['load_after']:.2f} after; blocks of {block} steps, one event of each kind "
-             f"a block; medians over the rounds with {stats.CONFIDENCE:.0%} bootstrap intervals",
+             f"{info['load_before']:.2f} before, {info['load_after']:.2f} after; blocks of "
+             f"{block} steps, one event of each kind a block; medians over the rounds with "
+             f"{stats.CONFIDENCE:.0%} bootstrap intervals",
              "", "| shape | kind | block ms | throughput to plain | CPU to plain | extra ms a block |",
              "|---|---|---:|---:|---:|---:|"]
     verdicts = []
