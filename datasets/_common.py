@@ -168,11 +168,14 @@ def fetch(download: Download, offline_hint: str) -> Fetched:
                             f"or {offline_hint}")
         return Fetched(cached, "cache", str(cached))
 
-    from keras.utils import get_file  # imported here: reading local files needs no TensorFlow
+    # Imported here (reading local files needs no TensorFlow), and the app's way: quietly, with
+    # its CPU settings (avh_app.cli.use_onednn), which TensorFlow reads once, when it loads.
+    from avh_app.cli import import_tensorflow
 
+    _, keras = import_tensorflow()
     try:
-        path = Path(get_file(download.fname, download.url, file_hash=download.file_hash,
-                             cache_dir=str(keras_home())))
+        path = Path(keras.utils.get_file(download.fname, download.url,
+                                         file_hash=download.file_hash, cache_dir=str(keras_home())))
     except Exception as err:  # get_file reports a network failure as a bare Exception
         cached.unlink(missing_ok=True)  # get_file leaves a download that failed its checksum behind
         raise DownloadFailed(f"cannot download {download.url} ({reason(err)}) and there is no cached "

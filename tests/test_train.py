@@ -2,6 +2,7 @@
 and the activations' own numbers (SELU's formula, the self-normalising fixed point)."""
 import math
 import os
+import re
 
 import numpy as np
 import pytest
@@ -191,6 +192,11 @@ def test_the_first_command_trains_on_the_bundled_sample_without_network(tmp_path
                      "--summary-every", 0, "--logdir", tmp_path / "logs", "--run-name", "first",
                      env=env)
     assert done.returncode == 0, done.stderr
+    # Trying the download loads TensorFlow as the app does: without its C++ start-up chatter
+    # (and with its CPU settings, avh_app.cli.import_tensorflow).
+    chatter = [line for line in done.stderr.splitlines()
+               if "absl::InitializeLog" in line or re.match(r"[IWEF]\d{4} ", line)]
+    assert not chatter, chatter
     notes = [line for line in done.stdout.splitlines() if "bundled" in line]
     assert len(notes) == 1 and notes[0].startswith("cannot download MNIST (") and notes[0].endswith(
         "training on the bundled 6,000-image MNIST sample; pass --data-dir for the full set")
