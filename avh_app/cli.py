@@ -64,6 +64,9 @@ def import_tensorflow():
     return tf, keras
 
 
+ONEDNN_MACHINES = ("x86_64", "amd64")  # platform.machine(), lower-cased: where use_onednn acts
+
+
 def use_onednn(environ=os.environ, machine=None):
     """Turn TensorFlow's oneDNN CPU kernels on for this process, on x86-64, unless
     TF_ENABLE_ONEDNN_OPTS says otherwise. TensorFlow turns them on by itself only on CPUs with
@@ -74,5 +77,5 @@ def use_onednn(environ=os.environ, machine=None):
     oneDNN's took 8 (MNIST's third layer, 128 images). The same training up to float rounding;
     on a GPU only what runs on the CPU changes. Must run before TensorFlow is imported."""
     machine = (machine or platform.machine()).lower()
-    if machine in ("x86_64", "amd64"):
+    if machine in ONEDNN_MACHINES:
         environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")

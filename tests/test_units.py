@@ -5,7 +5,7 @@ import time
 import numpy as np
 import pytest
 
-from avh_app.cli import UsageError, import_tensorflow
+from avh_app.cli import ONEDNN_MACHINES, UsageError, import_tensorflow
 from avh_app.config import Config, check_config, load_config
 
 tf, keras = import_tensorflow()
@@ -293,7 +293,7 @@ def test_onednn_is_turned_on_on_x86_unless_the_user_said_otherwise(machine, give
 
 
 @pytest.mark.slow  # two TensorFlow imports, ~10 s
-@pytest.mark.skipif(__import__("platform").machine().lower() not in ("x86_64", "amd64"),
+@pytest.mark.skipif(__import__("platform").machine().lower() not in ONEDNN_MACHINES,
                     reason="oneDNN is turned on on x86-64 only")
 def test_tensorflow_imported_by_the_app_runs_onednn_kernels():
     """In a fresh process, as train.py starts: TensorFlow itself reports oneDNN on (the variable
