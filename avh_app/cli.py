@@ -51,11 +51,10 @@ def quiet_stderr():
         os.close(saved)
 
 
-def import_tensorflow(onednn=True):
+def import_tensorflow():
     """Import TensorFlow and Keras quietly (about 3 s), with oneDNN on (use_onednn); returns
-    (tf, keras). `onednn=False` leaves TensorFlow's own choice of CPU kernels, as a script that
-    imports only the library gets it (the in-process tests)."""
-    if onednn and "tensorflow" not in sys.modules:  # read once, when TensorFlow starts
+    (tf, keras)."""
+    if "tensorflow" not in sys.modules:  # read once, when TensorFlow starts
         use_onednn()
     with quiet_stderr():
         import keras

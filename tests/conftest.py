@@ -9,12 +9,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("AVH_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 SAMPLES = REPO_ROOT / "datasets" / "samples"  # the real samples shipped in the repository
 
-# TensorFlow's CPU kernels: the in-process tests import it with TensorFlow's own choice
-# (import_tensorflow(onednn=False)), as a user's script that imports avh gets it; their tiny
-# models pay oneDNN's set-up for every new shape and gain nothing from its kernels (the fast subset
-# took 63-67 s with oneDNN and 54.5 s without on an AVX2-only CPU, 2026-12-07). The variable stays
-# unset, so train.py and the scripts, run as subprocesses, make the app's own choice.
-
 # Real data for tests: the shared full copy where this machine has one, else (a fresh clone) the
 # bundled sample, which holds the same data set's first images in the same file formats.
 _SHARED_FOLDERS = {"mnist": "mnist", "cifar10": "cifar10-subset"}

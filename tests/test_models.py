@@ -7,7 +7,7 @@ import pytest
 
 from avh_app.cli import import_tensorflow
 
-tf, keras = import_tensorflow(onednn=False)  # see conftest.py
+tf, keras = import_tensorflow()
 
 from avh.events import read_events  # noqa: E402
 from avh.summaries import ActivationSummaries  # noqa: E402

@@ -6,7 +6,7 @@ import numpy as np
 
 from avh_app.cli import import_tensorflow
 
-tf, keras = import_tensorflow(onednn=False)  # see conftest.py
+tf, keras = import_tensorflow()
 
 from avh_app import loop  # noqa: E402
 from avh_app.eventlog import EventLog  # noqa: E402

@@ -8,7 +8,7 @@ import pytest
 from avh_app.cli import ONEDNN_MACHINES, UsageError, import_tensorflow
 from avh_app.config import Config, check_config, load_config
 
-tf, keras = import_tensorflow(onednn=False)  # see conftest.py
+tf, keras = import_tensorflow()
 
 def test_selu_matches_the_papers_formula():
     import ops
