@@ -14,7 +14,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import matplotlib
 import numpy as np
-import tfplot
 from mpl_toolkits.axes_grid1 import make_axes_locatable
 
 from avh import summary_values, theory
@@ -24,7 +23,7 @@ from avh.moments import MOMENT_MAP_KEY
 from avh.tags import MOMENT_MAP_TAG, PLOT_TAG
 from avh.theory_figures import FIGURE_DPI as MOMENT_MAP_DPI
 from avh.theory_figures import FIGURE_INCHES as MOMENT_MAP_INCHES
-from avh.theory_figures import as_trajectory, draw_moment_map
+from avh.theory_figures import agg_figure, as_trajectory, draw_moment_map
 
 FIGURE_TIME_SHARE = 0.02  # of the run's time, at most, for drawing figures
 # 640x400 px with 14-16 pt text. TensorBoard's Time Series cards show an image ~215 px high (at
@@ -228,7 +227,7 @@ class ReusedFigures:
     """Figures kept between events, keyed by kind (any hashable, e.g. ("map", layer, shape)).
 
     `draw(key, build, *data)`: the first time, `build(fig, ax)` makes the figure's artists on a
-    new Agg figure (tfplot.subplots: a Figure with its own Agg canvas and no pyplot state) and
+    new Agg figure (theory_figures.agg_figure: a Figure with its own canvas, no pyplot state) and
     returns `update(*data) -> (layout, changing artists[, static artists on top])`.
     `update` puts new data into the artists; `layout` is whatever fixes the static part (axis
     limits, colour range): when it is unchanged, only the changing artists (made `animated`, so a
@@ -249,7 +248,7 @@ class ReusedFigures:
         cpu_start = time.thread_time()
         entry = self._figures.get(key)
         if entry is None:
-            fig, ax = tfplot.subplots(figsize=figsize, dpi=dpi)
+            fig, ax = agg_figure(figsize, dpi)
             entry = self._figures[key] = {"canvas": fig.canvas, "fig": fig,
                                           "update": build(fig, ax), "layout": None}
         canvas, fig = entry["canvas"], entry["fig"]

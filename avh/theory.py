@@ -10,9 +10,9 @@ import math
 import numpy as np
 from scipy import special
 
-# scipy.integrate and scipy.optimize are imported where they are used, by GELU's second moment and
-# the fixed point only: loading them costs ~25 MB of a process's memory, which a run that logs
-# ReLU or SELU layers' moments would otherwise carry for nothing (avh.moments imports this module).
+# scipy.integrate is imported where it is used, by GELU's second moment only: loading it costs
+# memory and CPU that a run that logs ReLU or SELU layers' moments would otherwise carry for
+# nothing (avh.moments imports this module). The fixed point needs no scipy.optimize.
 
 # SELU's constants: the solution of g(0, 1) = (0, 1) for omega = 0, tau = 1 (paper Eq. 8-9),
 # to the digits Keras and PyTorch use.
@@ -192,12 +192,15 @@ def moment_map_jacobian(mu, nu, omega=0.0, tau=1.0, activation="selu", step=1e-6
     return np.stack(columns, axis=1)
 
 
+NEWTON_STEPS = 50  # polishing fixed_point's iterate: quadratic convergence needs a handful
+
+
 def fixed_point(omega=0.0, tau=1.0, activation="selu", start=(0.0, 1.0), iterations=500):
     """The stable fixed point (mu*, nu*) of g for these weight moments: (0, 1) for omega = 0,
     tau = 1 with SELU.
 
     Iterates g from `start` (an attracting fixed point draws the iterates in, a repelling one
-    would not be found), then polishes the result with a root finder (slow contractions, with a
+    would not be found), then polishes the result with Newton's method (slow contractions, with a
     spectral radius near 1, leave the iterates short of the point). Raises ValueError when the
     iterates do not settle or the point found is not stable (Jacobian's spectral radius >= 1),
     e.g. for ReLU and LeakyReLU, whose variance shrinks to 0 or grows without bound.
@@ -217,22 +220,27 @@ def fixed_point(omega=0.0, tau=1.0, activation="selu", start=(0.0, 1.0), iterati
             point = new
             if converged:
                 break
-    from scipy import optimize  # see the imports
-
-    try:
-        solution = optimize.root(
-            lambda p: np.array(moment_map(p[0], abs(p[1]), omega, tau, activation)) - p, point,
-            method="hybr", options={"xtol": 1e-14})
-        mu_star, nu_star = solution.x
-        jacobian = moment_map_jacobian(mu_star, nu_star, omega, tau, activation)
-    except ValueError:  # the root finder stepped to a variance <= 0: no root with nu > 0 near
-        raise fail(f"no root with variance > 0 near the last iterate "
-                   f"{tuple(float(v) for v in point)}") from None
+    # Newton's method on g(p) - p from the last iterate, with g's Jacobian (in numpy: loading
+    # scipy.optimize for this cost 0.3 s of CPU at a run's first moment map).
+    last = tuple(float(v) for v in point)
+    for _ in range(NEWTON_STEPS):
+        jacobian = moment_map_jacobian(point[0], point[1], omega, tau, activation)
+        residual = np.array(moment_map(point[0], point[1], omega, tau, activation)) - point
+        try:
+            step = np.linalg.solve(jacobian - np.eye(2), residual)
+        except np.linalg.LinAlgError:  # g - identity singular here: judged by the residual below
+            break
+        point = point - step
+        if not (np.all(np.isfinite(point)) and point[1] > 0):
+            raise fail(f"no root with variance > 0 near the last iterate {last}")
+        if np.max(np.abs(step)) < 1e-15:
+            break
+    mu_star, nu_star = point
+    jacobian = moment_map_jacobian(mu_star, nu_star, omega, tau, activation)
     residual = np.max(np.abs(np.array(moment_map(mu_star, nu_star, omega, tau, activation))
-                             - solution.x))
-    # Judged by the residual alone: hybr reports failure when it starts on an exact root.
+                             - point))
     if residual > 1e-9:
-        raise fail(f"the iterates stopped at {tuple(float(v) for v in point)}")
+        raise fail(f"the iterates stopped at {last}")
     radius = np.max(np.abs(np.linalg.eigvals(jacobian)))
     if radius >= 1:
         raise fail(f"({mu_star:.4g}, {nu_star:.4g}) is a fixed point but repels "

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 
 import keras
+import matplotlib
 import numpy as np
 import tensorflow as tf
 
@@ -131,8 +132,6 @@ class Run:
 
     def config_record(self):
         """config.json: every setting, the resolved `auto` choices, the data, the versions."""
-        import tfplot
-
         cfg, data = self.cfg, self.data
         norm, init, dropout_kind = self.resolved
         return {
@@ -148,7 +147,7 @@ class Run:
                      "channel_std": self.channel_std.tolist()},
             "steps_per_epoch": self.steps_per_epoch, "total_steps": self.total_steps,
             "versions": {"python": sys.version.split()[0], "tensorflow": tf.__version__,
-                         "keras": keras.__version__, "tfplot": tfplot.__version__,
+                         "keras": keras.__version__, "matplotlib": matplotlib.__version__,
                          "numpy": np.__version__},
             **self.record,
         }

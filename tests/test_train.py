@@ -122,7 +122,7 @@ def test_config_and_metrics_files(finished_run):
                 "lrelu": ["batch", "he_normal", "standard"]}[activation]
     resolved = config["resolved"]
     assert [resolved["norm"], resolved["init"], resolved["dropout_kind"]] == expected
-    assert {"tensorflow", "keras", "tfplot"} <= set(config["versions"])
+    assert {"tensorflow", "keras", "matplotlib"} <= set(config["versions"])
     assert config["data"]["train_examples"] == (100 if dataset == "cifar10" else 96)
     assert config["data"]["test_examples"] == 40
     metrics = read_json(run_dir / "metrics.json")
