@@ -215,7 +215,7 @@ def test_scipy_integrate_loads_only_for_gelu_and_the_fixed_point_needs_no_scipy_
             "before = loaded(); t.gelu_moments(0.1, 1.2); print(sorted(before), sorted(loaded()))")
     result = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent.parent,
                             capture_output=True, text=True, check=True)
-    assert result.stdout.split("\n")[0] == "[] ['scipy.integrate', 'scipy.optimize']"  # its dependency
+    assert result.stdout.split("\n")[0] == "[] ['scipy.integrate', 'scipy.optimize']"  # integrate imports optimize
 
 
 def test_fixed_point_agrees_with_a_root_finder_across_the_weights_moments():
