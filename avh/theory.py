@@ -223,20 +223,23 @@ def fixed_point(omega=0.0, tau=1.0, activation="selu", start=(0.0, 1.0), iterati
     # Newton's method on g(p) - p from the last iterate, with g's Jacobian (in numpy: loading
     # scipy.optimize for this cost 0.3 s of CPU at a run's first moment map).
     last = tuple(float(v) for v in point)
-    for _ in range(NEWTON_STEPS):
-        jacobian = moment_map_jacobian(point[0], point[1], omega, tau, activation)
-        residual = np.array(moment_map(point[0], point[1], omega, tau, activation)) - point
-        try:
-            step = np.linalg.solve(jacobian - np.eye(2), residual)
-        except np.linalg.LinAlgError:  # g - identity singular here: judged by the residual below
-            break
-        point = point - step
-        if not (np.all(np.isfinite(point)) and point[1] > 0):
-            raise fail(f"no root with variance > 0 near the last iterate {last}")
-        if np.max(np.abs(step)) < 1e-15:
-            break
-    mu_star, nu_star = point
-    jacobian = moment_map_jacobian(mu_star, nu_star, omega, tau, activation)
+    try:
+        for _ in range(NEWTON_STEPS):
+            jacobian = moment_map_jacobian(point[0], point[1], omega, tau, activation)
+            residual = np.array(moment_map(point[0], point[1], omega, tau, activation)) - point
+            try:
+                step = np.linalg.solve(jacobian - np.eye(2), residual)
+            except np.linalg.LinAlgError:  # g - identity singular: judged by the residual below
+                break
+            point = point - step
+            if not (np.all(np.isfinite(point)) and point[1] > 0):
+                raise ValueError("a step to a variance <= 0")
+            if np.max(np.abs(step)) < 1e-15:
+                break
+        mu_star, nu_star = point
+        jacobian = moment_map_jacobian(mu_star, nu_star, omega, tau, activation)
+    except ValueError:  # a step to a variance <= 0, or one g (or its Jacobian's) cannot take
+        raise fail(f"no root with variance > 0 near the last iterate {last}") from None
     residual = np.max(np.abs(np.array(moment_map(mu_star, nu_star, omega, tau, activation))
                              - point))
     if residual > 1e-9:

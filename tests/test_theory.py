@@ -103,6 +103,8 @@ def test_fixed_point_refuses_maps_without_one():
         theory.fixed_point(omega=0.0, tau=1.0, activation="relu")  # variance shrinks to 0
     with pytest.raises(ValueError, match="repels"):
         theory.fixed_point(omega=1.0, tau=1.0)
+    with pytest.raises(ValueError, match="no root with variance > 0"):  # ELU's variance -> 0
+        theory.fixed_point(omega=0.0, tau=1.0, activation="elu")
 
 
 def test_random_lecun_layer_matches_moment_map_within_sampling_error():
