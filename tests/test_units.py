@@ -1,6 +1,8 @@
 """In-process unit tests of the pieces under the app: activations, the SELU fixed point in a
 dense stack, channel statistics, figure tiling and time share, settings, checkpoints and flushes."""
+import struct
 import time
+import zlib
 
 import numpy as np
 import pytest
@@ -193,6 +195,40 @@ def test_a_reused_histogram_or_map_is_pixel_for_pixel_a_new_one():
     assert (new == reused).all()
 
 
+def test_a_histograms_painted_texts_are_the_ones_matplotlib_draws():
+    """A histogram's title, overflow shares and peak label are painted (avh.glyphs): inside each
+    text's box, the same pixels as matplotlib drawing those texts itself in a full draw of the
+    same figure (outside them a full draw puts the static vertical lines over the overflow bars,
+    which the reused figure draws over its static part)."""
+    from avh.figure_rules import HISTOGRAM_BINS, HISTOGRAM_RANGE
+    from avh.figures import ReusedFigures, build_histogram
+
+    counts = np.random.default_rng(3).integers(0, 400, HISTOGRAM_BINS + 2)
+    counts[0], counts[-1], counts[20] = 30, 4000, 40000  # shares on both sides, a peak
+    reused = ReusedFigures()
+    painted = reused.draw("h", build_histogram, counts, -0.12, 0.98, "4_fc4")
+    fig = reused._figures["h"]["fig"]
+    ax = fig.axes[0]
+    total, bin_width = counts.sum(), (HISTOGRAM_RANGE[1] - HISTOGRAM_RANGE[0]) / HISTOGRAM_BINS
+    left, right, peak = ax.texts  # as made: the two shares, the peak's annotation
+    assert counts[0] / total < 0.001 <= counts[-1] / total
+    left.set_text("<0.1%")
+    right.set_text(f"{counts[-1] / total:.1%}")
+    peak.set_text(f"  peak {counts[20] / total / bin_width:.1f}")
+    ax.title.set_text("4_fc4: mean -0.12, std 0.98")
+    for artist in fig.findobj():
+        artist.set_animated(False)
+    fig.canvas.draw()
+    drawn = np.asarray(fig.canvas.buffer_rgba())
+    height = drawn.shape[0]
+    for text in (left, right, peak, ax.title):
+        box = text.get_window_extent(fig.canvas.get_renderer())
+        rows = slice(int(height - box.y1) - 1, int(np.ceil(height - box.y0)) + 1)
+        cols = slice(int(box.x0) - 1, int(np.ceil(box.x1)) + 1)
+        assert (drawn[rows, cols, :3] < 100).any()  # ink: the text is there
+        np.testing.assert_array_equal(painted[rows, cols], drawn[rows, cols])
+
+
 @pytest.mark.parametrize("shape", [(7, 7, 64), (4, 4, 256), (14, 14, 10), (160,), (40,), (3,), (997,)])
 def test_a_map_painted_by_numpy_is_pixel_for_pixel_the_one_agg_draws(shape):
     """The map's cells are painted into the canvas with numpy (paint_cells): the same pixels as
@@ -264,6 +300,76 @@ def test_scalar_records_read_back_as_tf_summary_scalars_own(tmp_path):
         assert ours.metadata.plugin_data.plugin_name == theirs.metadata.plugin_data.plugin_name
         assert (summary_values.scalar("s", v).tensor.SerializeToString()
                 == tensor_util.make_tensor_proto(np.float32(v)).SerializeToString())
+
+
+@pytest.mark.parametrize("pieces, where", [
+    (("3_conv3: mean ", "+0.10", ", std ", "1.10"), "title"),
+    (("fc5: mean ", "-12.34", ", std ", "101.00"), "title"),
+    (("AVA Te ", "1.0%", " \u03bc \u03c3 ", "+nan"), "title"),       # kerned pairs, Greek
+    (("final_fit \u4e2d\u6587: ", "-0.07"), "title"),              # a ligature, a fallback font
+    (("4_fc4: mean ", "+0.02", ", std ", "0.99"), "left title"),
+    (("<0.1%",), ("left", "bottom")), (("14.7%",), ("right", "bottom")),  # overflow shares
+    (("  peak ", "3.6"), ("left", "center")), (("gy ", "0.5"), ("center", "top"))])
+def test_painted_text_is_the_text_matplotlib_draws_pixel_for_pixel(pieces, where):
+    """avh.glyphs paints a histogram's texts from cached renderings: the pixels matplotlib draws
+    for the same text, aligned as it is, over white and over a translucent colour, with
+    renderings cached from another line too."""
+    from avh.glyphs import TextPainter
+    from avh.theory_figures import agg_figure
+
+    def text(ax, s):
+        if where == "title" or where == "left title":
+            return ax.set_title(s, fontsize=16, loc=where.split()[0] if " " in where else "center")
+        ax.axhspan(0.45, 0.5, color="C1", alpha=0.7)  # under part of the text: blending, not ink
+        return ax.text(0.31, 0.47, s, ha=where[0], va=where[1], fontsize=14)
+
+    (drawn, drawn_ax), (painted, painted_ax) = agg_figure((6.4, 4.0), 100), agg_figure((6.4, 4.0), 100)
+    text(drawn_ax, "".join(pieces))
+    drawn.canvas.draw()
+    painter = TextPainter(text(painted_ax, ""))
+    painted.canvas.draw()
+    pixels = np.asarray(painted.canvas.buffer_rgba())
+    other = pixels.copy()
+    painter.paint(other, ["0.123456789 +-%", *pieces[::-1]])
+    painter.paint(pixels, pieces)
+    expected = np.asarray(drawn.canvas.buffer_rgba())
+    assert (expected != other).any()  # another line is other pixels
+    np.testing.assert_array_equal(pixels, expected)
+
+
+def _idat(png):
+    """The zlib stream of a PNG of one IDAT chunk."""
+    start = png.index(b"IDAT") + 4
+    return png[start:start + struct.unpack(">I", png[start - 8:start - 4])[0]]
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_a_png_encoder_that_reuses_bands_writes_what_a_new_one_writes(channels):
+    """PngEncoder deflates only the bands of rows that changed since its last image: its PNGs
+    are byte for byte a new encoder's, whose zlib stream (checksum included) decodes to the
+    image, when one row changed at a band's end (the next band's first filtered row changes
+    with it), at a band's start, in the last band, or the size changed."""
+    from avh.figures import PngEncoder
+
+    rng = np.random.default_rng(2)
+    image = np.full((70, 41, channels), 255, np.uint8)
+    image[5:60, 3:30] = rng.integers(0, 256, (55, 27, channels), dtype=np.uint8)
+    rows = PngEncoder.BAND_ROWS
+    reused = PngEncoder()
+    for change in [None, rows - 1, rows, 69, "size"]:
+        if change == "size":
+            image = image[:50]
+        elif change is not None:
+            image = image.copy()
+            image[change, 10:20] = rng.integers(0, 256, (10, channels), dtype=np.uint8)
+        png = reused.encode(image)
+        assert png == PngEncoder().encode(image)
+        height, width = image.shape[:2]
+        filtered = np.frombuffer(zlib.decompress(_idat(png)), np.uint8).reshape(height, -1)
+        assert (filtered[:, 0] == 2).all()  # every row Up-filtered
+        decoded = np.cumsum(filtered[:, 1:], axis=0, dtype=np.uint8)  # Up undone, modulo 256
+        assert (decoded.reshape(image.shape) == image).all()
+        assert (tf.io.decode_png(png, channels=channels).numpy() == image).all()
 
 
 @pytest.mark.parametrize("channels", [3, 4])
