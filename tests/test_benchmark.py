@@ -148,3 +148,27 @@ def test_the_paired_benchmark_refuses_bad_input_in_one_line(args):
                             timeout=60, cwd=REPO_ROOT)
     assert result.returncode == 2
     assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow  # a subprocess that imports TensorFlow (avh.figure_rules)
+def test_figure_timing_draws_every_figure_and_times_its_parts(tmp_path):
+    """scripts/figure_timing.py: each later event's time holds its four parts; bad input is one
+    line and exit 2."""
+    import json
+
+    script = REPO_ROOT / "scripts" / "figure_timing.py"
+    result = subprocess.run([sys.executable, str(script), "--events", "3", "--json",
+                             str(tmp_path / "t.json")], capture_output=True, text=True,
+                            timeout=300, cwd=REPO_ROOT)
+    assert result.returncode == 0 and not result.stderr, result.stderr[-3000:]
+    assert "each later event, median of 2:" in result.stdout
+    times = json.loads((tmp_path / "t.json").read_text())
+    assert times["first"] > 0 and len(times["all"]) == 2
+    for i, total in enumerate(times["all"]):
+        parts = sum(times[part][i] for part in ("maps", "histograms", "moment map", "PNGs"))
+        assert 0 < parts <= total + 1e-6
+    refused = subprocess.run([sys.executable, str(script), "--events", "1"], capture_output=True,
+                             text=True, timeout=300, cwd=REPO_ROOT)
+    assert refused.returncode == 2
+    assert refused.stderr.startswith("error: --events must be at least 2")
+    assert len(refused.stderr.strip().splitlines()) == 1
