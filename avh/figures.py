@@ -411,6 +411,7 @@ def build_histogram(fig, ax):
     title = ax.set_title("", fontsize=TITLE_PT)
     # The legend is static, under the bars (translucent): drawing it each event cost 7 ms.
     ax.legend(fontsize=TICK_PT, loc="upper right", frameon=False)
+    fig.subplots_adjust(left=0.09, right=0.98, bottom=0.11, top=0.88)  # before placing texts
     painters = {artist: TextPainter(artist) for artist in (*(t for _, t in overflow), peak, title)}
     pieces = dict.fromkeys(painters, ())  # what each text is this event, in pieces
     # The shares and the peak move, always to a whole pixel (_at_whole_pixel), so their
@@ -429,7 +430,6 @@ def build_histogram(fig, ax):
         artist.set_animated(True)
     changing = [bars, *(a for bar, text in overflow for a in (bar, painted(text))), peak,
                 painted(peak), normal, painted(title)]
-    fig.subplots_adjust(left=0.09, right=0.98, bottom=0.11, top=0.88)
 
     def update(counts, mean, std, layer):
         counts = np.asarray(counts, dtype=np.float64)

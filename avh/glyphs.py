@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 # Characters placed glyph by glyph: one glyph each, no ligatures among them in text fonts.
 DIGITS = frozenset("0123456789+-.%<> ")
 _CELL = 4  # a scratch cell's height, in ems: room for any glyph's ink above and below the pen
-_CACHES = {}  # {(font properties, dpi): {"widths", "kerning", "renders", "line", "renderer"}}
+_CACHES = {}  # {(font properties, dpi): {"widths", "kerning", "renders", ...}}: TextPainter
 
 
 class TextPainter:
@@ -53,7 +53,8 @@ class TextPainter:
         pens, pen = self._layout(units)
         ascent, descent = self._line_extent()
         for unit in units:
-            ascent, descent = max(ascent, self._widths[unit][1]), max(descent, self._widths[unit][2])
+            _, up, down, *_ = self._widths[unit]
+            ascent, descent = max(ascent, up), max(descent, down)
         x, y = self._like.get_transform().transform(self._like.get_unitless_position())
         x -= {"left": 0.0, "center": pen / 2, "right": pen}[self._like.get_ha()]
         # matplotlib's Text layout: a line's box is at least the font's ascent and descent high
@@ -105,13 +106,16 @@ class TextPainter:
         if new:
             renderer = self._cache.setdefault("renderer", RendererAgg(1, 1, self._dpi))
             measure = lambda text: renderer.get_text_width_height_descent(text, self._prop, False)
-            ascent, descent = self._line_extent()
-            # All the digits at once: when none reaches beyond the font's own extent, which a
-            # line's box has anyway, their own heights never matter (one measurement, not 16).
-            _, height, below = measure("".join(sorted(DIGITS)))
-            digits_inside = height - below <= ascent and below <= descent
+            if "digits inside" not in self._cache:
+                # All the digits at once: when none reaches beyond the font's own extent, which
+                # a line's box has anyway, their own heights never matter (one measurement, not
+                # one a digit).
+                ascent, descent = self._line_extent()
+                _, height, below = measure("".join(sorted(DIGITS)))
+                self._cache["digits inside"] = height - below <= ascent and below <= descent
             for unit in new:
-                width, height, below = (0, 0, 0) if unit in DIGITS and digits_inside else measure(unit)
+                inside = unit in DIGITS and self._cache["digits inside"]
+                width, height, below = (0, 0, 0) if inside else measure(unit)
                 self._font.set_size(self._prop.get_size_in_points(), self._dpi)  # matplotlib
                 if unit in DIGITS:  # one character                              # sets it again
                     glyph = self._font.load_char(ord(unit), flags=get_hinting_flag())
@@ -132,7 +136,8 @@ class TextPainter:
                     break
             else:  # no table: the least is then "lp"'s
                 renderer = self._cache.setdefault("renderer", RendererAgg(1, 1, self._dpi))
-                _, height, descent = renderer.get_text_width_height_descent("lp", self._prop, False)
+                _, height, descent = renderer.get_text_width_height_descent("lp", self._prop,
+                                                                            False)
                 self._cache["line"] = (height - descent, descent)
         return self._cache["line"]
 
