@@ -318,8 +318,8 @@ def test_painted_text_is_the_text_matplotlib_draws_pixel_for_pixel(pieces, where
     from avh.theory_figures import agg_figure
 
     def text(ax, s):
-        if where == "title" or where == "left title":
-            return ax.set_title(s, fontsize=16, loc=where.split()[0] if " " in where else "center")
+        if isinstance(where, str):  # a title, centred or on the left
+            return ax.set_title(s, fontsize=16, loc="left" if where == "left title" else "center")
         ax.axhspan(0.45, 0.5, color="C1", alpha=0.7)  # under part of the text: blending, not ink
         return ax.text(0.31, 0.47, s, ha=where[0], va=where[1], fontsize=14)
 
