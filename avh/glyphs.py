@@ -19,8 +19,8 @@ class TextPainter:
     matplotlib draws nothing there itself, and may move between paints.
 
     Why: matplotlib 3.11 lays a text out (HarfBuzz shaping, font fallback) and renders it glyph
-    by glyph, in Python, each time it is drawn; a histogram's title, shares and peak were two
-    thirds of its event (~5 of 7-8 ms). A line whose words stay and whose numbers change is
+    by glyph, in Python, each time it is drawn; a histogram's title, shares and peak were most
+    of its event (~7 of 9-10 ms). A line whose words stay and whose numbers change is
     painted instead: the words rendered whole (ligatures, other scripts and fallback fonts as
     matplotlib draws them), the numbers glyph by glyph, each at the fraction of a pixel where it
     lands and laid out as matplotlib lays a line (hinted advances, kerning, the font's ascent
@@ -104,18 +104,16 @@ class TextPainter:
         character's advance is its hinted advance, which its layout uses)."""
         new = [unit for unit in units if unit not in self._widths]
         if new:
-            renderer = self._cache.setdefault("renderer", RendererAgg(1, 1, self._dpi))
-            measure = lambda text: renderer.get_text_width_height_descent(text, self._prop, False)
             if "digits inside" not in self._cache:
                 # All the digits at once: when none reaches beyond the font's own extent, which
                 # a line's box has anyway, their own heights never matter (one measurement, not
                 # one a digit).
                 ascent, descent = self._line_extent()
-                _, height, below = measure("".join(sorted(DIGITS)))
+                _, height, below = self._measure_text("".join(sorted(DIGITS)))
                 self._cache["digits inside"] = height - below <= ascent and below <= descent
             for unit in new:
                 inside = unit in DIGITS and self._cache["digits inside"]
-                width, height, below = (0, 0, 0) if inside else measure(unit)
+                width, height, below = (0, 0, 0) if inside else self._measure_text(unit)
                 self._font.set_size(self._prop.get_size_in_points(), self._dpi)  # matplotlib
                 if unit in DIGITS:  # one character                              # sets it again
                     glyph = self._font.load_char(ord(unit), flags=get_hinting_flag())
@@ -135,11 +133,15 @@ class TextPainter:
                     self._cache["line"] = (metrics[ascent] * scale, -metrics[descent] * scale)
                     break
             else:  # no table: the least is then "lp"'s
-                renderer = self._cache.setdefault("renderer", RendererAgg(1, 1, self._dpi))
-                _, height, descent = renderer.get_text_width_height_descent("lp", self._prop,
-                                                                            False)
+                _, height, descent = self._measure_text("lp")
                 self._cache["line"] = (height - descent, descent)
         return self._cache["line"]
+
+    def _measure_text(self, text):
+        """(width, height, descent) of `text` in pixels, as matplotlib's Agg measures it."""
+        if "renderer" not in self._cache:  # one a font and resolution, made when first needed
+            self._cache["renderer"] = RendererAgg(1, 1, self._dpi)
+        return self._cache["renderer"].get_text_width_height_descent(text, self._prop, False)
 
     def _kern(self, units):
         """Look up the kerning between neighbouring units not seen yet."""

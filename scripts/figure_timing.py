@@ -54,23 +54,22 @@ def run(events, seed=0):
         data = event_data(rng, i)
         for label, point in data["paths"].items():
             paths.setdefault(label, []).append(point)
-        spent, images = {}, {}
-        start = time.thread_time()
+        images, marks = {}, [time.thread_time()]  # the CPU clock as each part (PARTS) ends
         for n, args in enumerate(data["maps"]):
             images[f"map{n}"] = reused.draw(("map", n), build_activation_map, *args)
-        spent["maps"] = time.thread_time() - start
+        marks.append(time.thread_time())
         for n, args in enumerate(data["histograms"]):
             images[f"histogram{n}"] = reused.draw(("histogram", n), build_histogram, *args)
-        spent["histograms"] = time.thread_time() - start - spent["maps"]
+        marks.append(time.thread_time())
         images["moment map"] = reused.draw("moment map", build_moment_map, list(paths.items()),
                                            "SELU layers", figsize=MOMENT_MAP_INCHES,
                                            dpi=MOMENT_MAP_DPI)
-        spent["moment map"] = time.thread_time() - start - spent["maps"] - spent["histograms"]
-        before_png = time.thread_time()
+        marks.append(time.thread_time())
         for tag, image in images.items():
             encoders.setdefault(tag, PngEncoder()).encode(image)
-        spent["PNGs"] = time.thread_time() - before_png
-        total = 1000 * (time.thread_time() - start)
+        marks.append(time.thread_time())
+        spent = dict(zip(PARTS, np.diff(marks)))
+        total = 1000 * (marks[-1] - marks[0])
         if i == 0:
             first = total
             continue
