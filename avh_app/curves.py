@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from avh import DEFAULT_EVERY
+from avh import DEFAULT_EVERY, summary_values
 from avh.steps import StepCallback
 from avh.tags import TEST_SUBSET_TAG
 
@@ -82,10 +82,17 @@ class SubsetEvaluation(StepCallback):
             parts.append(self._measure(self.images[k:], self.labels[k:]))
         loss = sum(float(part_loss) for part_loss, _ in parts) / n
         accuracy = sum(int(part_hits) for _, part_hits in parts) / n
-        tf.summary.scalar(TEST_SUBSET_TAG.format(metric="loss"), loss, step=step)
-        tf.summary.scalar(TEST_SUBSET_TAG.format(metric="accuracy"), accuracy, step=step)
+        log_metrics(TEST_SUBSET_TAG, {"loss": loss, "accuracy": accuracy}, step)
         self.logged_step = step
         return {"loss": loss, "accuracy": accuracy}
+
+
+def log_metrics(tag, values, step):
+    """{metric: value} as float32 scalars under `tag` (formatted with the metric's name) at
+    `step`, in one write: as tf.summary.scalar would write each, without its eager ops (~0.5-1 ms
+    a scalar on the training thread here)."""
+    summary_values.write(step, [summary_values.scalar(tag.format(metric=metric), value)
+                                for metric, value in values.items()])
 
 
 def _sums(logits, labels):

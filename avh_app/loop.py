@@ -17,6 +17,7 @@ from avh.tags import TEST_TAG
 from avh_app import runfolder
 from avh_app.cli import Diverged, Interrupted
 from avh_app.config import CHECKPOINT, PARTIAL_CHECKPOINT, optimizer_settings
+from avh_app.curves import log_metrics
 
 PROCESS_START = time.perf_counter()  # set again by train.py at its first line
 
@@ -66,10 +67,26 @@ def fit_epochs(model, train_batches, steps_per_epoch, start_step, total_steps, c
 def evaluate(model, test_batches, step, callbacks=(), say=print):
     """Test loss and accuracy on the full test set in inference mode, logged at `step`."""
     result = model.evaluate(test_batches, verbose=0, return_dict=True, callbacks=list(callbacks))
-    for metric in ("loss", "accuracy"):
-        tf.summary.scalar(TEST_TAG.format(metric=metric), result[metric], step=step)
+    log_metrics(TEST_TAG, {metric: result[metric] for metric in ("loss", "accuracy")}, step)
     say(f"step {step}: test loss {result['loss']:.4f}, test accuracy {result['accuracy']:.2%}")
     return result
+
+
+class RunningMetrics:
+    """The fit's running means of the loss and accuracy (model.get_metrics_result(), as floats),
+    read at most once a step: a read is a few eager ops and a host sync, and the NaN guard and
+    the train curve read them at the same steps."""
+
+    def __init__(self):
+        self._model, self._step, self._values = None, None, None
+
+    def at(self, model, step):
+        """{metric: float} of `model` after `step` (the training thread's current step)."""
+        if model is not self._model or step != self._step:
+            results = model.get_metrics_result()
+            self._values = {name: float(value) for name, value in results.items()}
+            self._model, self._step = model, step
+        return self._values
 
 
 class NanGuard(StepCallback):
@@ -78,12 +95,14 @@ class NanGuard(StepCallback):
 
     It reads the running mean of the loss since the fit began, which is non-finite if any step's
     loss was, so checking there only misses nothing and leaves the other steps without the host
-    sync that reading a loss costs (on a GPU, a stall of the step queue)."""
+    sync that reading a loss costs (on a GPU, a stall of the step queue). `metrics`: the
+    RunningMetrics it shares with the callbacks that read them after it at the same steps."""
 
-    def __init__(self, checkpointer, every=(1,)):
+    def __init__(self, checkpointer, every=(1,), metrics=None):
         super().__init__()
         self.checkpointer = checkpointer
         self.every = [n for n in every if n]
+        self.metrics = metrics or RunningMetrics()
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
@@ -94,7 +113,7 @@ class NanGuard(StepCallback):
             self.check(step)
 
     def check(self, step):
-        loss = float(self.model.get_metrics_result()["loss"])
+        loss = self.metrics.at(self.model, step)["loss"]
         if not math.isfinite(loss):
             first = self._checked_step + 1
             where = f"at step {step}" if first == step else f"in steps {first}-{step}"
@@ -227,13 +246,15 @@ class Progress(StepCallback):
     """Logs train loss/accuracy every `every` steps, and shows how far the run is: on a terminal
     a keras.utils.Progbar (steps, examples/s, loss, accuracy, time left), updated about twice a
     second; elsewhere (a pipe, a log file, compare.py's prefixed output) a plain line every
-    `print_every` steps and at the end. The loss is read (a host sync) at those steps only."""
+    `print_every` steps and at the end. The loss is read (a host sync) at those steps only, through
+    `metrics` (a RunningMetrics shared with the NaN guard, which reads it first)."""
 
     BAR_SECONDS = 0.5  # between two updates of the bar
 
     def __init__(self, total_steps, batch_size, every, tag, print_every=None, start_step=0,
-                 terminal=None):
+                 terminal=None, metrics=None):
         super().__init__()
+        self.metrics = metrics or RunningMetrics()
         self.total_steps, self.batch_size = total_steps, batch_size
         self.every, self.tag = every, tag
         self.print_every = print_every or every  # a line per logged point would flood the terminal
@@ -261,12 +282,11 @@ class Progress(StepCallback):
             shown = step % self.print_every == 0 or last
         if not (log_point or shown):
             return
-        # The running means since the fit began: read here only, a host sync at this step alone.
-        logs = self.model.get_metrics_result()
-        loss, accuracy = float(logs["loss"]), float(logs["accuracy"])
+        # The running means since the fit began: read at these steps only (a host sync).
+        logs = self.metrics.at(self.model, step)
+        loss, accuracy = logs["loss"], logs["accuracy"]
         if log_point:
-            tf.summary.scalar(self.tag.format(metric="loss"), loss, step=step)
-            tf.summary.scalar(self.tag.format(metric="accuracy"), accuracy, step=step)
+            log_metrics(self.tag, {"loss": loss, "accuracy": accuracy}, step)
         if not shown:
             return
         rate = (step - self._mark[1]) * self.batch_size / max(now - self._mark[0], 1e-9)

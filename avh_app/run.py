@@ -192,11 +192,12 @@ class Run:
         # Every cadence a multiple of --steps-per-execution N: callbacks see only executions' ends.
         execution = cfg.steps_per_execution
         in_executions = lambda every: -(-every // execution) * execution
+        metrics = loop.RunningMetrics()  # the train loss and accuracy, read once a step
         self.progress = loop.Progress(
             self.total_steps, cfg.batch_size,
             in_executions(curves.train_log_every(cfg.summary_every, self.total_steps)), TRAIN_TAG,
             print_every=cfg.summary_every or math.lcm(DEFAULT_EVERY, execution),
-            start_step=self.start_step)
+            start_step=self.start_step, metrics=metrics)
         self.clock = loop.SteadyClock()
         # The probe batch is the first test images: at a summary step the test subset and the
         # checkpoint's finiteness check take the probe's outputs instead of computing them again.
@@ -212,7 +213,8 @@ class Run:
                                       gradients=self.activations.logs_gradients)
         # The loss is read (a host sync) only where something is logged or saved, and at fit ends.
         nan_guard = loop.NanGuard(self.checkpointer, every=(
-            cfg.summary_every, self.progress.every, self.test_subset.every, cfg.checkpoint_every))
+            cfg.summary_every, self.progress.every, self.test_subset.every, cfg.checkpoint_every),
+            metrics=metrics)
         # In order: the clock first (it notes a step's end before anything acts on it), then the
         # NaN check (before anything logs or saves a loss). Their times: TrainingThreadTimes.
         named = {"NaN guard": nan_guard, "activation summaries": self.activations,

@@ -1,5 +1,6 @@
 """The training loop's step callbacks: exact steps under steps_per_execution, and no host sync on
 the default path's ordinary steps (counted)."""
+import collections
 import threading
 
 import numpy as np
@@ -138,6 +139,45 @@ def test_progress_prints_plain_lines_off_a_terminal_and_a_bar_on_one(capsys, tmp
     assert "25/25" in out and "━" in out and "examples/s:" in out and "loss:" in out
     assert out.rstrip().endswith("step 25: test loss 1.0")
     tf.summary.create_noop_writer().set_as_default()
+
+
+def test_the_nan_guard_and_the_train_curve_read_the_running_metrics_once_a_step(tmp_path):
+    """Sharing a RunningMetrics, the NaN guard and Progress read model.get_metrics_result() once
+    at each step where both act (a host sync each), and the curve's points are still that step's
+    running means: at each epoch's last step, what Keras' History recorded for the epoch."""
+    model, train_batches, _ = tiny_run(steps_per_execution=1)
+    EventLog(tmp_path).writer.set_as_default()
+    reads, read = [], model.get_metrics_result
+
+    def counted():
+        if tf.executing_eagerly():  # not Keras' own call inside the traced train step
+            reads.append(int(model.optimizer.iterations))
+        return read()
+    model.get_metrics_result = counted
+    epoch_ends = {}
+
+    class EpochEnds(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            epoch_ends[int(model.optimizer.iterations)] = logs
+
+    metrics = loop.RunningMetrics()
+    checkpointer = loop.Checkpointer(model, tmp_path, None, 100)
+    callbacks = [loop.NanGuard(checkpointer, every=(5,), metrics=metrics),
+                 loop.Progress(20, BATCH, 5, TRAIN_TAG, terminal=False, metrics=metrics),
+                 EpochEnds()]
+    loop.fit_epochs(model, train_batches, STEPS_PER_EPOCH, 0, 20, callbacks)
+    tf.summary.flush()
+    tf.summary.create_noop_writer().set_as_default()
+
+    # Ours once a step (unshared: twice); Keras' own read for its epoch logs at each fit's end.
+    assert collections.Counter(reads) == {5: 1, 10: 2, 15: 1, 20: 2}
+    events = read_events(tmp_path)
+    for metric in ("loss", "accuracy"):
+        curve = dict(events[TRAIN_TAG.format(metric=metric)])
+        assert sorted(curve) == [5, 10, 15, 20]
+        for step in (10, 20):
+            assert curve[step] == np.float32(epoch_ends[step][metric])
+        assert curve[5] != curve[10] or metric == "accuracy"  # step 5's read is not reused
 
 
 def test_each_callbacks_time_on_the_training_thread_is_counted_at_step_ends_only():
