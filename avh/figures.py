@@ -16,7 +16,7 @@ import matplotlib
 import numpy as np
 from mpl_toolkits.axes_grid1 import make_axes_locatable
 
-from avh import summary_values, theory
+from avh import memory, summary_values, theory
 from avh.figure_rules import (DENSITY_CAP, HISTOGRAM_BINS, HISTOGRAM_RANGE, MAP_LIMIT,
                               map_channels)
 from avh.glyphs import TextPainter
@@ -115,6 +115,7 @@ class FigureRenderer:
             self.draw_figures(step, layers)
         except Exception as err:  # a figure is never worth a lost training run
             self.failed = f"{type(err).__name__}: {err}"
+        memory.release_freed()  # the drawing's temporary buffers, kept by this thread's arena
         built = self.reused.build_seconds - built_before
         spent = max(time.thread_time() - cpu_start - built, 0.0)
         self.drawn += 1

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import tensorflow as tf
 
-from avh import DEFAULT_EVERY, moments, signal, summary_values
+from avh import DEFAULT_EVERY, memory, moments, signal, summary_values
 from avh.figure_rules import binned
 from avh.probe import (applies_activation, check_probe_batch, choose, error_reason,
                        probe_signature, recording, tag_names)
@@ -217,6 +217,7 @@ class ActivationSummaries(StepCallback):
                 self.last_step = step
                 first = self.costs.first_event_seconds is None
                 self._log_summaries(step, first)
+                memory.release_freed()  # the probe's buffers, before training's next ones
                 self.costs.add(time.perf_counter() - started)
             if self.figures is not None and figures:
                 self.figures.submit(step, self._figure_data, wait=final)

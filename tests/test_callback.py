@@ -1,6 +1,7 @@
 """ActivationSummaries on models this project did not write: each gets its histograms and stats,
 read back from the event files; bad input gets a clear error."""
 import gc
+import os
 import tempfile
 import threading
 import weakref
@@ -16,6 +17,7 @@ from avh.events import read_events  # noqa: E402
 from avh.steps import StepCallback, overrides_batch_end  # noqa: E402
 from avh.signal import HISTOGRAM_BUCKETS, histogram_buckets, histogram_parts  # noqa: E402
 import avh.summaries  # noqa: E402
+from avh import memory  # noqa: E402
 from avh.summaries import ActivationSummaries  # noqa: E402
 from avh.tags import (HISTOGRAM_TAG, MOMENT_MAP_TAG, MOMENT_STATS, MOMENT_TAG, PLOT_TAG,  # noqa: E402
                       STAT_TAG, STATS)
@@ -239,6 +241,40 @@ def test_the_heap_is_frozen_for_a_fit_only_and_a_freeze_of_the_users_is_left_alo
         assert 0 < gc.get_freeze_count() <= users  # neither unfrozen nor frozen again (frees shrink it)
     finally:
         gc.unfreeze()
+
+
+@pytest.mark.skipif(memory.MALLOC_TRIM is None, reason="malloc_trim is glibc's (Linux)")
+def test_each_event_gives_the_memory_it_freed_back_to_the_system(tmp_path, monkeypatch):
+    """glibc keeps freed heap blocks for reuse, resident: ~190 MB of 64-kB blocks freed below one
+    still in use stay in the process's memory until memory.release_freed hands their pages back.
+    Every event calls it once on the training thread (step 0, every `every` steps, the fit's last
+    step) and once more on the drawing thread when it draws figures."""
+    def resident_mb():
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+    blocks = [np.ones(8192) for _ in range(3000)]  # 64 kB each: under malloc's mmap threshold
+    in_use = blocks[-1]  # the heap's top block: nothing below it is returned on free
+    del blocks
+    freed = resident_mb()
+    memory.release_freed()
+    assert resident_mb() < freed - 150
+    del in_use
+
+    calls, trim = [], memory.MALLOC_TRIM
+    monkeypatch.setattr(memory, "MALLOC_TRIM",
+                        lambda pad: calls.append(threading.current_thread().name) or trim(pad))
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(40, 5)).astype("float32"), rng.integers(0, 3, 40)
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(8, activation="relu", name="a"),
+                              keras.layers.Dense(3, activation="softmax", name="b")])
+    summaries, events = fit_with_summaries(model, x, y, tmp_path, epochs=1, every=2,
+                                           figure_layers=["a"], figure_time_share=1.0)
+    assert [s for s, _ in events[HISTOGRAM_TAG.format(layer="a")]] == [0, 2, 4, 5]
+    drawn = [s for s, _ in events[PLOT_TAG.format(layer="a", kind="map")]]  # 0, 5, and 2, 4 if
+    assert drawn[0] == 0 and drawn[-1] == 5  # the drawing thread was free at their events
+    assert calls.count(threading.main_thread().name) == 4
+    assert len([name for name in calls if name.startswith("avh-figures")]) == len(drawn)
 
 
 @pytest.mark.slow
